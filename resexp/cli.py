@@ -1,0 +1,115 @@
+"""The `resexp` command: `resexp train [hydra overrides]` and friends."""
+import sys
+
+import hydra
+from hydra import compose, initialize_config_module
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from . import config as _config  # registers the run_tag resolver before Hydra composes anything
+from .errors import UserError, debug_enabled
+from .track.summary import SweepSummary
+
+USAGE = """usage: resexp COMMAND [ARGS]
+
+commands:
+  train     train one model, or sweep with -m (Hydra overrides: resexp train model=plain depth=56)
+
+`resexp train --help` lists the config groups and keys; `resexp train --cfg job` prints the composed config.
+"""
+
+# Hydra flags that take a value, and flags after which no pre-check is wanted.
+_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                     "--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}
+_HELP_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
+
+_exit_code = 0
+
+
+@hydra.main(version_base="1.3", config_path="pkg://resexp.conf", config_name="train")
+def _hydra_train(cfg) -> None:
+    from .train.job import run_job  # torch is imported only once a job really runs
+    global _exit_code
+    _exit_code = max(_exit_code, run_job(cfg))
+
+
+def _split_args(args):
+    """(hydra flags, overrides); `experiment=x` is accepted for `+experiment=x`."""
+    flags, overrides, skip = [], [], False
+    for arg in args:
+        if skip or arg.startswith("-"):
+            flags.append(arg)
+            skip = not skip and arg in _FLAGS_WITH_VALUE and "=" not in arg
+            continue
+        overrides.append("+" + arg if arg.startswith("experiment=") else arg)
+    return flags, overrides
+
+
+def precheck(overrides, multirun: bool) -> None:
+    """Compose the config with the first value of every override and validate it, before Hydra runs.
+
+    Catches typos, unknown group options and invalid values as one line instead of a sweep of failures.
+    """
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as e:
+        raise UserError(str(e).splitlines()[0]) from None
+    first = []
+    for o in parsed:
+        key = o.get_key_element().lstrip("+~")
+        if o.is_sweep_override():
+            if not multirun:
+                raise UserError(f"'{o.input_line}' sweeps several values; add -m to run a multirun sweep")
+            if not o.is_discrete_sweep():
+                continue
+            values = list(o.sweep_string_iterator())
+        else:
+            values = [o.get_value_element_as_str()]
+        if key in _config.GROUPS:
+            for v in values:
+                _config.check_group_option(key, v)
+        first.append(f"{o.get_key_element()}={values[0]}")
+    try:
+        with initialize_config_module("resexp.conf", version_base="1.3"):
+            cfg = compose("train", overrides=[o for o in first if not o.startswith("hydra.")])
+    except (HydraException, OmegaConfBaseException) as e:
+        raise UserError(" ".join(str(e).split("\n")[:2]).strip()) from None
+    _config.validate(cfg)
+
+
+def train_command(args) -> int:
+    flags, overrides = _split_args(args)
+    if not _HELP_FLAGS.intersection(flags) and "--cfg" not in flags and "-c" not in flags:
+        precheck(overrides, multirun="-m" in flags or "--multirun" in flags)
+    global _exit_code
+    _exit_code = 0
+    SweepSummary.unfinished = 0
+    sys.argv = ["resexp train", *flags, *overrides]
+    _hydra_train()
+    return _exit_code or (1 if SweepSummary.unfinished else 0)
+
+
+COMMANDS = {"train": train_command}
+
+
+def main(argv=None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[command](rest)
+    except UserError as e:
+        if debug_enabled():
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Checks on the composed config and on command-line overrides, each failing as one clear line."""
+from importlib import resources
+
+from omegaconf import OmegaConf
+
+from .errors import UserError
+from .models import check_model_args
+
+GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def run_tag(name, depth, shortcut) -> str:
+    """Run directory label: model and depth, plus the shortcut for families that have one."""
+    return f"{name}{depth}" if str(name).startswith("plain") else f"{name}{depth}-{shortcut}"
+
+
+if not OmegaConf.has_resolver("run_tag"):
+    OmegaConf.register_new_resolver("run_tag", run_tag)
+
+
+def group_options(group: str) -> list[str]:
+    """The option names of a config group, read from the shipped YAML files."""
+    folder = resources.files("resexp.conf") / group
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def check_group_option(group: str, option: str) -> None:
+    allowed = group_options(group)
+    if option not in allowed:
+        raise UserError(f"{group}={option} is not a known {group}; choose one of: {', '.join(allowed)}")
+
+
+def _positive(path: str, value, kind=int) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    if kind is int:
+        ok = ok and isinstance(value, int)
+    if not ok:
+        what = "a positive integer" if kind is int else "a positive number"
+        raise UserError(f"{path}={value!r} is invalid; it must be {what}")
+
+
+def validate(cfg) -> None:
+    """Check every value a run depends on, before any work; raise UserError naming key, value, allowed."""
+    if cfg.device not in DEVICES:
+        raise UserError(f"device={cfg.device!r} is invalid; choose one of: {', '.join(DEVICES)}")
+    if cfg.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise UserError("device=cuda but no CUDA GPU is visible; use device=auto or device=cpu")
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
+        raise UserError(f"seed={cfg.seed!r} is invalid; it must be an integer")
+    m = cfg.model
+    try:
+        check_model_args(m.name, cfg.depth, m.shortcut, m.activation, m.width, m.norm)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    for key in ("epochs", "batch_size", "log_every", "eval_batch_size"):
+        _positive(f"trainer.{key}", cfg.trainer[key])
+    if cfg.trainer.eval_every is not None:
+        _positive("trainer.eval_every", cfg.trainer.eval_every)
+    _positive("optimizer.lr", cfg.optimizer.lr, float)
+    if cfg.optimizer.get("weight_decay", 0) < 0:
+        raise UserError(f"optimizer.weight_decay={cfg.optimizer.weight_decay} is invalid; it must be >= 0")
+    if cfg.schedule.name == "multistep":
+        if not all(isinstance(x, (int, float)) and 0 < x < 1 for x in cfg.schedule.milestones):
+            raise UserError(f"schedule.milestones={OmegaConf.to_container(cfg.schedule.milestones)} is invalid; "
+                            "each must be a fraction of training between 0 and 1")
+    d = cfg.dataset
+    if d.name == "synthetic":
+        for key in ("image_size", "num_classes", "train_size", "test_size"):
+            _positive(f"dataset.{key}", d[key])
+        if d.image_size < 8 or d.num_classes < 2:
+            raise UserError("dataset.image_size must be >= 8 and dataset.num_classes >= 2")
+    if not isinstance(d.augment.crop_padding, int) or d.augment.crop_padding < 0:
+        raise UserError(f"dataset.augment.crop_padding={d.augment.crop_padding!r} is invalid; it must be an integer >= 0")

@@ -1,0 +1,47 @@
+"""Model families and the one builder: build_model(arch=..., depth=..., ...)."""
+from functools import partial
+
+from torch import nn
+
+from .activations import ACTIVATIONS
+from .cifar import CifarNet, blocks_per_stage
+from .init import init_weights
+from .norms import NORMS
+from .shortcuts import SHORTCUTS
+
+# arch name -> (constructor, depth check raising ValueError). New families add a line here.
+FAMILIES = {
+    "plain": (partial(CifarNet, False), blocks_per_stage),
+    "resnet": (partial(CifarNet, True), blocks_per_stage),
+}
+
+
+def check_model_args(arch, depth, shortcut="A", activation="relu", width=16, norm="batch"):
+    """Raise ValueError with one line naming the bad argument and what is allowed."""
+    if arch not in FAMILIES:
+        raise ValueError(f"unknown model {arch!r}; choose one of: {', '.join(FAMILIES)}")
+    if shortcut not in SHORTCUTS:
+        raise ValueError(f"unknown shortcut {shortcut!r}; choose one of: {', '.join(SHORTCUTS)}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; choose one of: {', '.join(NORMS)}")
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"width={width!r} must be a positive integer (16 in the paper)")
+    if not isinstance(depth, int):
+        raise ValueError(f"depth={depth!r} must be an integer")
+    FAMILIES[arch][1](depth)
+
+
+def build_model(arch="resnet", depth=20, shortcut="A", activation="relu", width=16, num_classes=10,
+                in_channels=3, norm="batch", init="kaiming") -> nn.Module:
+    check_model_args(arch, depth, shortcut, activation, width, norm)
+    constructor = FAMILIES[arch][0]
+    model = constructor(depth=depth, shortcut=shortcut, activation=activation, width=width,
+                        num_classes=num_classes, in_channels=in_channels, norm=norm)
+    init_weights(model, init)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

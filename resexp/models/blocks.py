@@ -1,0 +1,43 @@
+"""Building blocks (He et al. 2015, Fig. 2). Shortcut, norm and activation are injected."""
+from torch import nn
+
+from .activations import make_activation
+from .norms import make_norm
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs; out = act(bn2(conv2(act(bn1(conv1(x))))) + shortcut(x))."""
+
+    def __init__(self, in_channels, out_channels, stride, shortcut: nn.Module, norm: str, activation: str):
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn1 = make_norm(norm, out_channels)
+        self.act1 = make_activation(activation)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.bn2 = make_norm(norm, out_channels)
+        self.shortcut = shortcut
+        self.act2 = make_activation(activation)
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x)))))
+        return self.act2(out + self.shortcut(x))
+
+
+class PlainBlock(nn.Module):
+    """The same two layers with no shortcut: out = act(bn2(conv2(act(bn1(conv1(x))))))."""
+
+    def __init__(self, in_channels, out_channels, stride, norm: str, activation: str):
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn1 = make_norm(norm, out_channels)
+        self.act1 = make_activation(activation)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.bn2 = make_norm(norm, out_channels)
+        self.act2 = make_activation(activation)
+
+    def forward(self, x):
+        return self.act2(self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x))))))

@@ -1,0 +1,35 @@
+"""A run's record: TensorBoard scalars and one metrics row per evaluation (metrics.jsonl)."""
+import json
+from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path):
+        self.writer = SummaryWriter(log_dir=str(run_dir))
+        self.metrics = open(run_dir / METRICS_FILE, "a")
+
+    def scalars(self, step: int, values: dict) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def evaluation(self, row: dict) -> None:
+        """One metrics row (errors in percent), also written as TensorBoard scalars."""
+        self.scalars(row["step"], {"train/error": row["train_error"], "train/loss": row["train_loss"],
+                                   "test/error": row["test_error"], "test/loss": row["test_loss"]})
+        self.metrics.write(json.dumps(row) + "\n")
+        self.metrics.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+        self.metrics.close()
+
+
+def read_metrics(run_dir) -> list[dict]:
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,33 @@
+"""Shared fixtures: the real composed config, shrunk for the CPU."""
+import os
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_module
+
+import resexp.config  # noqa: F401  (registers the run_tag resolver)
+
+# A run that finishes in a second or two on a CPU: tiny images, few of them, one epoch.
+TINY = ["dataset.train_size=256", "dataset.test_size=128", "dataset.image_size=8",
+        "trainer.epochs=1", "trainer.batch_size=64", "trainer.log_every=2", "depth=8", "device=cpu"]
+
+
+@pytest.fixture
+def compose_cfg():
+    def _compose(*overrides, tiny=True):
+        with initialize_config_module("resexp.conf", version_base="1.3"):
+            return compose("train", overrides=(TINY if tiny else []) + list(overrides))
+    return _compose
+
+
+@pytest.fixture
+def resexp_cli(tmp_path):
+    """Run the installed `resexp` console script in tmp_path; returns the CompletedProcess."""
+    def _run(*args, timeout=300):
+        env = {**os.environ, "COLUMNS": "200"}
+        env.pop("RESEXP_DEBUG", None)
+        exe = os.path.join(os.path.dirname(sys.executable), "resexp")
+        return subprocess.run([exe, *args], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    return _run

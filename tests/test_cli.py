@@ -1,0 +1,99 @@
+"""The command line as a user types it: real subprocesses, event files read back."""
+import json
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from resexp.cli import main
+from tests.conftest import TINY
+
+
+def run_dirs(root: Path):
+    return sorted(p.parent for p in root.rglob("status.json"))
+
+
+def test_resexp_help_lists_subcommands(capsys):
+    assert main(["--help"]) == 0
+    assert "train" in capsys.readouterr().out
+
+
+def test_train_subprocess_writes_run_dir_with_tensorboard_tags(tmp_path, resexp_cli):
+    result = resexp_cli("train", *TINY, "model=resnet")
+    assert result.returncode == 0, result.stderr
+    (run,) = run_dirs(tmp_path / "runs")
+    assert run.name.endswith("resnet8-A")
+    assert (run / "config.yaml").exists()
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "finished" and status["parameters"] > 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["step"] == 4  # 256 images / batch 64 = 4 steps, one epoch
+    assert set(rows[0]) >= {"step", "epoch", "train_error", "train_loss", "test_error", "test_loss", "lr", "time"}
+    assert 0 <= rows[0]["test_error"] <= 100
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0}).Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/error", "train/loss", "test/error", "test/loss", "lr", "throughput/images_per_s"} <= tags
+    grad_tags = sorted(t for t in tags if t.startswith("grad_norm/"))
+    # resnet-8: conv1, 3 stages x 1 block x 2 convs, fc = 8 weighted layers (option A has no projections).
+    assert grad_tags[0] == "grad_norm/000_conv1" and grad_tags[-1] == "grad_norm/007_fc"
+    assert len(grad_tags) == 8
+    assert [e.step for e in events.Scalars("grad_norm/000_conv1")] == [2, 4]  # every log_every=2 steps
+    assert events.Scalars("test/error")[0].value == pytest.approx(rows[0]["test_error"])
+    assert "finished" in result.stdout
+
+
+def test_multirun_makes_one_run_dir_per_job_and_a_summary(tmp_path, resexp_cli):
+    result = resexp_cli("train", "-m", *TINY, "model=plain,resnet", "hydra.sweep.dir=sweep")
+    assert result.returncode == 0, result.stderr
+    dirs = run_dirs(tmp_path / "sweep")
+    assert [d.name for d in dirs] == ["0_plain8", "1_resnet8-A"]
+    assert "sweep sweep" in result.stdout and result.stdout.count("finished") >= 2
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("depth=21", "depth=21 is not of the form 6n+2 with n >= 1; nearest valid depths: 20, 26"),
+    ("model.activation=swish", "unknown activation 'swish'; choose one of: relu, leaky_relu"),
+    ("model.shortcut=D", "unknown shortcut 'D'; choose one of: A, B, C"),
+    ("optimizer.lr=0", "optimizer.lr=0 is invalid; it must be a positive number"),
+    ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is invalid"),
+    ("trainer.batch_size=0", "trainer.batch_size=0 is invalid; it must be a positive integer"),
+    ("trainer.epochs=-1", "trainer.epochs=-1 is invalid"),
+    ("trainer.epochs=abc", "trainer.epochs='abc' is invalid"),
+    ("model=vgg", "model=vgg is not a known model; choose one of: plain, resnet"),
+    ("optimizer=lbfgs", "optimizer=lbfgs is not a known optimizer; choose one of: adam, sgd"),
+    ("+experiment=nope", "experiment=nope is not a known experiment; choose one of: degradation_quick"),
+    ("trainer.epochz=3", "trainer.epochz"),
+    ("device=tpu", "device='tpu' is invalid; choose one of: auto, cpu, cuda"),
+    ("depth=20,32", "add -m"),
+])
+def test_bad_input_is_one_clear_line(override, expected, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", override]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert expected in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_sweep_value_fails_before_any_job_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "-m", "model=plain,vgg"]) == 2
+    assert "model=vgg is not a known model" in capsys.readouterr().err
+
+
+def test_bad_input_subprocess_exit_code_and_no_traceback(resexp_cli):
+    result = resexp_cli("train", "depth=33")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.strip() == "error: depth=33 is not of the form 6n+2 with n >= 1; nearest valid depths: 32, 38"
+
+
+def test_existing_run_directory_is_never_overwritten(tmp_path, resexp_cli):
+    args = ["train", *TINY, "hydra.run.dir=runs/fixed"]
+    assert resexp_cli(*args).returncode == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "runs/fixed").iterdir() if p.is_file()}
+    again = resexp_cli(*args, "seed=5")
+    assert again.returncode != 0
+    assert "already holds a run" in again.stdout + again.stderr
+    after = {p.name: p.read_bytes() for p in (tmp_path / "runs/fixed").iterdir() if p.is_file()}
+    assert after == before
