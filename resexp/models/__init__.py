@@ -5,6 +5,8 @@ from torch import nn
 
 from .activations import ACTIVATIONS
 from .cifar import CifarNet, blocks_per_stage
+from .cifar_bottleneck import CifarBottleneckNet, bottleneck_blocks_per_stage
+from .imagenet import ImageNetNet, check_plain_depth, check_resnet_depth
 from .init import init_weights
 from .norms import NORMS
 from .shortcuts import SHORTCUTS
@@ -13,6 +15,9 @@ from .shortcuts import SHORTCUTS
 FAMILIES = {
     "plain": (partial(CifarNet, False), blocks_per_stage),
     "resnet": (partial(CifarNet, True), blocks_per_stage),
+    "resnet_bottleneck": (CifarBottleneckNet, bottleneck_blocks_per_stage),
+    "imagenet_plain": (partial(ImageNetNet, False), check_plain_depth),
+    "imagenet_resnet": (partial(ImageNetNet, True), check_resnet_depth),
 }
 
 
