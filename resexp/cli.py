@@ -1,5 +1,6 @@
 """The `resexp` command: `resexp train [hydra overrides]` and friends."""
 import sys
+from pathlib import Path
 
 import hydra
 from hydra import compose, initialize_config_module
@@ -78,8 +79,25 @@ def precheck(overrides, multirun: bool) -> None:
     _config.validate(cfg)
 
 
+def resume_overrides(overrides, multirun: bool):
+    """`resume=DIR` continues DIR with its saved config: Hydra's run directory becomes DIR itself."""
+    resume = [o for o in overrides if o.startswith("resume=")]
+    if not resume:
+        return overrides
+    others = [o for o in overrides if not o.startswith(("resume=", "hydra.job_logging", "hydra/"))]
+    if multirun:
+        raise UserError("resume= continues one run; drop -m (a re-run sweep resumes its jobs by itself)")
+    if others:
+        raise UserError(f"resume= continues a run with its saved config; drop the other overrides: {' '.join(others)}")
+    run_dir = resume[0].split("=", 1)[1]
+    if not (Path(run_dir) / "config.yaml").is_file():
+        raise UserError(f"resume={run_dir}: no run there (no config.yaml); give a run directory under runs/")
+    return [*overrides, f"hydra.run.dir={run_dir}"]
+
+
 def train_command(args) -> int:
     flags, overrides = _split_args(args)
+    overrides = resume_overrides(overrides, multirun="-m" in flags or "--multirun" in flags)
     if not _HELP_FLAGS.intersection(flags) and "--cfg" not in flags and "-c" not in flags:
         precheck(overrides, multirun="-m" in flags or "--multirun" in flags)
     global _exit_code

@@ -5,6 +5,7 @@ from omegaconf import OmegaConf
 
 from .errors import UserError
 from .models import check_model_args
+from .models.init import INITS
 
 GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment")
 DEVICES = ("auto", "cpu", "cuda")
@@ -55,7 +56,10 @@ def validate(cfg) -> None:
         check_model_args(m.name, cfg.depth, m.shortcut, m.activation, m.width, m.norm)
     except ValueError as e:
         raise UserError(str(e)) from None
-    for key in ("epochs", "batch_size", "log_every", "eval_batch_size"):
+    if m.init not in INITS:
+        raise UserError(f"model.init={m.init!r} is invalid; choose one of: {', '.join(INITS)}")
+    _positive("model.init_alpha", m.init_alpha, float)
+    for key in ("epochs", "batch_size", "log_every", "eval_batch_size", "checkpoint_every", "keep_checkpoints"):
         _positive(f"trainer.{key}", cfg.trainer[key])
     if cfg.trainer.eval_every is not None:
         _positive("trainer.eval_every", cfg.trainer.eval_every)

@@ -39,12 +39,12 @@ def check_model_args(arch, depth, shortcut="A", activation="relu", width=16, nor
 
 
 def build_model(arch="resnet", depth=20, shortcut="A", activation="relu", width=16, num_classes=10,
-                in_channels=3, norm="batch", init="kaiming") -> nn.Module:
+                in_channels=3, norm="batch", init="kaiming", init_alpha=1.0) -> nn.Module:
     check_model_args(arch, depth, shortcut, activation, width, norm)
     constructor = FAMILIES[arch][0]
     model = constructor(depth=depth, shortcut=shortcut, activation=activation, width=width,
                         num_classes=num_classes, in_channels=in_channels, norm=norm)
-    init_weights(model, init)
+    init_weights(model, init, init_alpha)
     return model
 
 

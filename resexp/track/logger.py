@@ -8,8 +8,15 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path):
-        self.writer = SummaryWriter(log_dir=str(run_dir))
+    """Appends to a run's record. A run resumed at `resume_step` first drops what was logged after
+    that step (it will be logged again), so TensorBoard and metrics.jsonl show one continuous run."""
+
+    def __init__(self, run_dir: Path, resume_step: int = 0):
+        purge = resume_step + 1 if resume_step else None
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge)
+        if resume_step:
+            kept = [row for row in read_metrics(run_dir) if row["step"] <= resume_step]
+            (run_dir / METRICS_FILE).write_text("".join(json.dumps(row) + "\n" for row in kept))
         self.metrics = open(run_dir / METRICS_FILE, "a")
 
     def scalars(self, step: int, values: dict) -> None:

@@ -3,6 +3,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console()
+err_console = Console(stderr=True)  # errors go to stderr, one line each
 
 
 def training_progress() -> Progress:

@@ -1,5 +1,5 @@
-"""One Hydra job: validate, claim the run directory, train, record the outcome."""
-import sys
+"""One Hydra job: validate, claim (or resume) the run directory, train, record the outcome."""
+import os
 import time
 from pathlib import Path
 
@@ -8,36 +8,85 @@ from omegaconf import OmegaConf
 
 from ..config import validate
 from ..errors import UserError, debug_enabled
-from ..track.progress import console
-from ..track.status import STATUS_FILE, write_status
+from ..track.progress import console, err_console
+from ..track.status import write_status, read_status
 from ..track.summary import run_row, summary_table
-from .loop import train
+from .checkpoint import checkpoint_paths
+from .interrupt import StopRequest
+from .loop import Diverged, Interrupted, train
+
+CONFIG_FILE = "config.yaml"
+# Exit codes of `resexp train` besides 0 (finished) and 2 (bad input).
+EXIT_FAILED, EXIT_DIVERGED = 1, 3
 
 
-def claim_run_dir(cfg) -> Path:
-    """The job's output directory, refusing one that already holds a run (nothing is overwritten)."""
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    if (run_dir / STATUS_FILE).exists():
-        raise UserError(f"run directory {run_dir} already holds a run; choose another hydra.run.dir "
-                        "(or hydra.sweep.dir) instead of overwriting it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    OmegaConf.save(OmegaConf.create(list(HydraConfig.get().overrides.task)), run_dir / "overrides.yaml")
-    return run_dir
+def _first_difference(a, b, prefix=""):
+    """The first dotted key whose value differs between two plain containers, with both values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            found = _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+            if found:
+                return found
+        return None
+    return None if a == b else (prefix.rstrip("."), a, b)
+
+
+def claim_run_dir(cfg):
+    """(run directory, config to run). A directory that already holds a run is continued from its
+    latest checkpoint when its config is the same (a re-run sweep job, `resume=`), and refused
+    otherwise: nothing is ever overwritten."""
+    if cfg.resume:
+        run_dir = Path(cfg.resume)
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise UserError(f"resume={cfg.resume}: no run there (no {CONFIG_FILE}); give a run directory under runs/")
+        cfg = OmegaConf.load(run_dir / CONFIG_FILE)
+        validate(cfg)
+    else:
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if read_status(run_dir) is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
+        OmegaConf.save(OmegaConf.create(list(HydraConfig.get().overrides.task)), run_dir / "overrides.yaml")
+        return run_dir, cfg
+    saved = OmegaConf.to_container(OmegaConf.load(run_dir / CONFIG_FILE))
+    difference = _first_difference({**saved, "resume": None},
+                                    {**OmegaConf.to_container(cfg, resolve=True), "resume": None})
+    if difference:
+        key, old, new = difference
+        raise UserError(f"run directory {run_dir} already holds a different run ({key}={old!r}, not {new!r}); "
+                        "choose another hydra.run.dir / hydra.sweep.dir, or resume it as it is")
+    if not checkpoint_paths(run_dir):
+        raise UserError(f"run directory {run_dir} already holds a run with no checkpoint to resume from; "
+                        "choose another hydra.run.dir / hydra.sweep.dir")
+    console.print(f"resuming {run_dir} from {checkpoint_paths(run_dir)[-1].name}", highlight=False)
+    return run_dir, cfg
 
 
 def run_job(cfg) -> int:
-    """Run one training job; returns its exit code (0 finished, 1 failed, 2 bad input)."""
+    """Run one training job and record its status; returns its exit code."""
     run_dir = None
     try:
         validate(cfg)
-        run_dir = claim_run_dir(cfg)
-        write_status(run_dir, "running", started=time.time())
-        result = train(cfg, run_dir)
+        run_dir, cfg = claim_run_dir(cfg)
+        write_status(run_dir, "running", started=time.time(), pid=os.getpid())
+        with StopRequest() as stop:
+            result = train(cfg, run_dir, stop)
+    except Interrupted as e:
+        write_status(run_dir, "interrupted", step=e.step)
+        console.print(f"[magenta]interrupted[/] at step {e.step}, checkpoint saved; continue with:\n"
+                      f"  resexp train resume={run_dir}", highlight=False, soft_wrap=True)
+        raise SystemExit(128 + e.signum) from None
+    except Diverged as e:
+        last = e.row or {}
+        write_status(run_dir, "diverged", step=e.step, final_test_error=last.get("test_error"),
+                     final_train_error=last.get("train_error"), last_finite_step=last.get("step"))
+        console.print(f"[yellow]diverged[/]: non-finite loss or gradient at step {e.step}; "
+                      f"last finite metrics kept in {run_dir}", highlight=False, soft_wrap=True)
+        return EXIT_DIVERGED
     except UserError as e:
         if debug_enabled():
             raise
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         if run_dir is not None:
             write_status(run_dir, "failed", error=str(e))
         return 2
@@ -45,10 +94,10 @@ def run_job(cfg) -> int:
         if debug_enabled():
             raise
         message = f"{type(e).__name__}: {e}".splitlines()[0]
-        console.print(f"[bold red]error:[/] {message} (RESEXP_DEBUG=1 shows the traceback)", soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {message} (RESEXP_DEBUG=1 shows the traceback)", soft_wrap=True)
         if run_dir is not None:
             write_status(run_dir, "failed", error=message)
-        return 1
+        return EXIT_FAILED
     write_status(run_dir, "finished", **result)
     console.print(summary_table([run_row(run_dir)], f"run {run_dir}"))
     return 0

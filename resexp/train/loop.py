@@ -11,7 +11,24 @@ from ..models import build_model, count_parameters
 from ..track.gradnorms import GradNorms
 from ..track.logger import RunLogger
 from ..track.progress import training_progress
+from .checkpoint import checkpoint_paths, load_checkpoint, restore, save_checkpoint
 from .optim import make_optimizer, make_schedule
+
+
+class Diverged(Exception):
+    """The loss or a gradient became non-finite at `step`; `row` holds the last finite metrics."""
+
+    def __init__(self, step, row):
+        super().__init__(f"non-finite loss or gradient at step {step}")
+        self.step, self.row = step, row
+
+
+class Interrupted(Exception):
+    """Stopped by a signal at `step`, after saving a checkpoint."""
+
+    def __init__(self, step, signum):
+        super().__init__(f"interrupted at step {step}")
+        self.step, self.signum = step, signum
 
 
 def pick_device(name: str) -> torch.device:
@@ -35,14 +52,15 @@ def evaluate(model, data, batch_size):
     return 100 * errors, loss_sum
 
 
-def train(cfg, run_dir: Path) -> dict:
-    """Train one model as `cfg` says, logging into `run_dir`; returns the run's final numbers."""
+def train(cfg, run_dir: Path, stop=()) -> dict:
+    """Train one model as `cfg` says, logging into `run_dir` and continuing from its latest
+    checkpoint if it has one; returns the run's final numbers. `stop` turns true on a signal."""
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset, device)
     model = build_model(arch=cfg.model.name, depth=cfg.depth, shortcut=cfg.model.shortcut,
                         activation=cfg.model.activation, width=cfg.model.width, norm=cfg.model.norm,
-                        init=cfg.model.init, num_classes=data.num_classes,
+                        init=cfg.model.init, init_alpha=cfg.model.init_alpha, num_classes=data.num_classes,
                         in_channels=data.in_channels).to(device)
     optimizer = make_optimizer(cfg.optimizer, model.parameters())
     t = cfg.trainer
@@ -50,59 +68,92 @@ def train(cfg, run_dir: Path) -> dict:
     steps_per_epoch = math.ceil(n_train / t.batch_size)
     total_steps = t.epochs * steps_per_epoch
     eval_every = t.eval_every or steps_per_epoch
+    checkpoint_every = t.checkpoint_every * steps_per_epoch
     schedule = make_schedule(cfg.schedule, optimizer, total_steps)
     grad_norms = GradNorms(model)
-    logger = RunLogger(run_dir)
     generator = torch.Generator(device).manual_seed(cfg.seed)
 
-    # Sums since the last log / evaluation: [loss * images, wrong predictions, images], kept on the device.
-    since_log = torch.zeros(3, device=device)
-    since_eval = torch.zeros(3, device=device)
-    best_test_error, row = float("inf"), None
+    # Everything besides model, optimizer and schedule that a resumed run needs to continue exactly.
+    # Sums since the last log / evaluation: [loss * images, wrong predictions, images], on the device.
+    s = {"step": 0, "order": None, "since_log": torch.zeros(3, device=device),
+         "since_eval": torch.zeros(3, device=device), "best_test_error": math.inf, "row": None, "elapsed": 0.0}
+    if checkpoint_paths(run_dir):
+        path = checkpoint_paths(run_dir)[-1]
+        saved = load_checkpoint(path, device)
+        restore(model, saved.pop("model"), path, "model")
+        restore(optimizer, saved.pop("optimizer"), path, "optimizer")
+        schedule.load_state_dict(saved.pop("schedule"))
+        generator.set_state(saved.pop("generator").cpu())
+        torch.set_rng_state(saved.pop("torch_rng").cpu())
+        s.update(saved)
+
+    def checkpoint():
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "schedule": schedule.state_dict(), "generator": generator.get_state(),
+                 "torch_rng": torch.get_rng_state(), **s, "elapsed": s["elapsed"] + time.perf_counter() - start}
+        save_checkpoint(run_dir, state, t.keep_checkpoints)
+
+    logger = RunLogger(run_dir, resume_step=s["step"])
+    first_bad = torch.full((1,), -1.0, device=device)  # first step with a non-finite loss, or -1
     start = last_log_time = time.perf_counter()
     images_since_log = 0
-    with training_progress() as progress:
-        task = progress.add_task(f"{cfg.model.name}-{cfg.depth}", total=total_steps,
-                                 epoch=0, loss="-", error="-", speed="-")
-        for step in range(total_steps):
-            epoch, batch = divmod(step, steps_per_epoch)
-            if batch == 0:
-                order = torch.randperm(n_train, device=device, generator=generator)
-            x, y = data.train_batch(order[batch * t.batch_size:(batch + 1) * t.batch_size], generator)
-            out = model(x)
-            loss = F.cross_entropy(out, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            sums = torch.stack([loss.detach() * len(y), (out.detach().argmax(1) != y).sum(), torch.tensor(len(y), device=device)])
-            since_log += sums
-            since_eval += sums
-            images_since_log += len(y)
-            done = step + 1
-            if done % t.log_every == 0 or done == total_steps:
-                norms = grad_norms.compute()
-                loss_sum, wrong, seen = since_log.tolist()
-                now = time.perf_counter()
-                speed = images_since_log / (now - last_log_time)
-                logger.scalars(done, {"lr": optimizer.param_groups[0]["lr"], "throughput/images_per_s": speed})
-                logger.scalars(done, dict(zip(grad_norms.tags, norms.tolist())))
-                progress.update(task, loss=f"{loss_sum / seen:.3f}", error=f"{100 * wrong / seen:.1f}%",
-                                speed=f"{speed:.0f}")
-                since_log.zero_()
-                images_since_log, last_log_time = 0, now
-            optimizer.step()
-            schedule.step()
-            progress.update(task, advance=1, epoch=f"{done / steps_per_epoch:.1f}")
-            if done % eval_every == 0 or done == total_steps:
-                test_error, test_loss = evaluate(model, data, t.eval_batch_size)
-                loss_sum, wrong, seen = since_eval.tolist()
-                since_eval.zero_()
-                row = {"step": done, "epoch": done / steps_per_epoch,
-                       "train_error": 100 * wrong / seen, "train_loss": loss_sum / seen,
-                       "test_error": test_error, "test_loss": test_loss,
-                       "lr": optimizer.param_groups[0]["lr"], "time": time.perf_counter() - start}
-                logger.evaluation(row)
-                best_test_error = min(best_test_error, test_error)
-    logger.close()
-    return {"final_test_error": row["test_error"], "best_test_error": best_test_error,
+    try:
+        with training_progress() as progress:
+            task = progress.add_task(f"{cfg.model.name}-{cfg.depth}", total=total_steps, completed=s["step"],
+                                     epoch=f"{s['step'] / steps_per_epoch:.1f}", loss="-", error="-", speed="-")
+            for step in range(s["step"], total_steps):
+                epoch, batch = divmod(step, steps_per_epoch)
+                if batch == 0 or s["order"] is None:
+                    s["order"] = torch.randperm(n_train, device=device, generator=generator)
+                x, y = data.train_batch(s["order"][batch * t.batch_size:(batch + 1) * t.batch_size], generator)
+                out = model(x)
+                loss = F.cross_entropy(out, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                done = step + 1
+                sums = torch.stack([loss.detach() * len(y), (out.detach().argmax(1) != y).sum(),
+                                    torch.tensor(len(y), device=device)])
+                s["since_log"] += sums
+                s["since_eval"] += sums
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), done, first_bad)
+                images_since_log += len(y)
+                log_now, eval_now = done % t.log_every == 0, done % eval_every == 0
+                if log_now or eval_now or done == total_steps:
+                    norms = grad_norms.compute()
+                    *totals, bad, norms_finite = torch.cat([s["since_log"], first_bad,
+                                                            torch.isfinite(norms).all()[None]]).tolist()
+                    if bad >= 0 or not norms_finite:
+                        raise Diverged(int(bad) if bad >= 0 else done, s["row"])
+                    loss_sum, wrong, seen = totals
+                    now = time.perf_counter()
+                    speed = images_since_log / (now - last_log_time)
+                    logger.scalars(done, {"lr": optimizer.param_groups[0]["lr"], "throughput/images_per_s": speed,
+                                          **dict(zip(grad_norms.tags, norms.tolist()))})
+                    progress.update(task, loss=f"{loss_sum / seen:.3f}", error=f"{100 * wrong / seen:.1f}%",
+                                    speed=f"{speed:.0f}")
+                    s["since_log"].zero_()
+                    images_since_log, last_log_time = 0, now
+                optimizer.step()
+                schedule.step()
+                progress.update(task, advance=1, epoch=f"{done / steps_per_epoch:.1f}")
+                if eval_now or done == total_steps:
+                    test_error, test_loss = evaluate(model, data, t.eval_batch_size)
+                    loss_sum, wrong, seen = s["since_eval"].tolist()
+                    s["since_eval"].zero_()
+                    s["row"] = {"step": done, "epoch": done / steps_per_epoch,
+                                "train_error": 100 * wrong / seen, "train_loss": loss_sum / seen,
+                                "test_error": test_error, "test_loss": test_loss, "lr": optimizer.param_groups[0]["lr"],
+                                "time": s["elapsed"] + time.perf_counter() - start}
+                    logger.evaluation(s["row"])
+                    s["best_test_error"] = min(s["best_test_error"], test_error)
+                s["step"] = done
+                if done % checkpoint_every == 0 or done == total_steps or stop:
+                    checkpoint()
+                if stop:
+                    raise Interrupted(done, stop.signum)
+    finally:
+        logger.close()
+    row = s["row"]
+    return {"final_test_error": row["test_error"], "best_test_error": s["best_test_error"],
             "final_train_error": row["train_error"], "parameters": count_parameters(model),
-            "steps": total_steps, "wall_time": time.perf_counter() - start, "device": str(device)}
+            "steps": total_steps, "wall_time": s["elapsed"] + time.perf_counter() - start, "device": str(device)}
