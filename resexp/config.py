@@ -1,5 +1,6 @@
 """Checks on the composed config and on command-line overrides, each failing as one clear line."""
 from importlib import resources
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -13,7 +14,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def run_tag(name, depth, shortcut) -> str:
     """Run directory label: model and depth, plus the shortcut for families that have one."""
-    return f"{name}{depth}" if str(name).startswith("plain") else f"{name}{depth}-{shortcut}"
+    return f"{name}{depth}" if "plain" in str(name) else f"{name}{depth}-{shortcut}"
 
 
 if not OmegaConf.has_resolver("run_tag"):
@@ -66,11 +67,13 @@ def validate(cfg) -> None:
     _positive("optimizer.lr", cfg.optimizer.lr, float)
     if cfg.optimizer.get("weight_decay", 0) < 0:
         raise UserError(f"optimizer.weight_decay={cfg.optimizer.weight_decay} is invalid; it must be >= 0")
+    if cfg.trainer.steps is not None:
+        _positive("trainer.steps", cfg.trainer.steps)
     if cfg.schedule.name == "multistep":
-        if not all(isinstance(x, (int, float)) and 0 < x < 1 for x in cfg.schedule.milestones):
-            raise UserError(f"schedule.milestones={OmegaConf.to_container(cfg.schedule.milestones)} is invalid; "
-                            "each must be a fraction of training between 0 and 1")
+        _check_milestones(cfg.schedule)
+    _check_warmup(cfg.warmup)
     d = cfg.dataset
+    _check_dataset(d)
     if d.name == "synthetic":
         for key in ("image_size", "num_classes", "train_size", "test_size"):
             _positive(f"dataset.{key}", d[key])
@@ -78,3 +81,50 @@ def validate(cfg) -> None:
             raise UserError("dataset.image_size must be >= 8 and dataset.num_classes >= 2")
     if not isinstance(d.augment.crop_padding, int) or d.augment.crop_padding < 0:
         raise UserError(f"dataset.augment.crop_padding={d.augment.crop_padding!r} is invalid; it must be an integer >= 0")
+
+
+MILESTONE_UNITS = {"fraction": "a fraction of training between 0 and 1", "step": "a positive iteration number",
+                   "epoch": "a positive number of epochs"}
+
+
+def _check_milestones(schedule) -> None:
+    if schedule.unit not in MILESTONE_UNITS:
+        raise UserError(f"schedule.unit={schedule.unit!r} is invalid; choose one of: {', '.join(MILESTONE_UNITS)}")
+    ok = {"fraction": lambda x: 0 < x < 1, "step": lambda x: isinstance(x, int) and x > 0,
+          "epoch": lambda x: x > 0}[schedule.unit]
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and ok(x) for x in schedule.milestones):
+        raise UserError(f"schedule.milestones={OmegaConf.to_container(schedule.milestones)} is invalid with "
+                        f"schedule.unit={schedule.unit}; each must be {MILESTONE_UNITS[schedule.unit]}")
+
+
+def _check_warmup(w) -> None:
+    if w.lr is None:
+        return
+    _positive("warmup.lr", w.lr, float)
+    _positive("warmup.window", w.window)
+    if not isinstance(w.until_error, (int, float)) or not 0 < w.until_error <= 100:
+        raise UserError(f"warmup.until_error={w.until_error!r} is invalid; it must be a training error in % in (0, 100]")
+    if not isinstance(w.min_depth, int) or w.min_depth < 0:
+        raise UserError(f"warmup.min_depth={w.min_depth!r} is invalid; it must be an integer >= 0")
+
+
+NORMALIZATIONS = ("per_channel", "per_pixel")
+
+
+def _check_dataset(d) -> None:
+    """Keys shared by every dataset, then the files a file-backed dataset needs (one line naming the fix)."""
+    if not isinstance(d.val_size, int) or d.val_size < 0:
+        raise UserError(f"dataset.val_size={d.val_size!r} is invalid; it must be an integer >= 0")
+    if d.normalize not in NORMALIZATIONS:
+        raise UserError(f"dataset.normalize={d.normalize!r} is invalid; choose one of: {', '.join(NORMALIZATIONS)}")
+    if d.name in ("cifar10", "cifar100"):
+        from .data.cifar import check_files
+        check_files(d)
+    elif d.name == "folder":
+        if OmegaConf.is_missing(d, "root"):
+            raise UserError("dataset=folder needs dataset.root=DIR, a folder with one sub-folder of images per class")
+        _positive("dataset.image_size", d.image_size)
+        if not isinstance(d.test_fraction, (int, float)) or not 0 < d.test_fraction < 1:
+            raise UserError(f"dataset.test_fraction={d.test_fraction!r} is invalid; it must be between 0 and 1")
+        if not Path(d.root).is_dir():
+            raise UserError(f"dataset.root={d.root} is not a directory; point it at a folder of class sub-folders")

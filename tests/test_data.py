@@ -8,7 +8,8 @@ from resexp.data.synthetic import load_synthetic
 
 def synthetic_cfg(**kw):
     base = dict(name="synthetic", seed=3, image_size=12, num_classes=10, train_size=500, test_size=200,
-                noise=0.25, augment=dict(flip=False, crop_padding=0))
+                noise=0.25, val_size=0, split_seed=0, normalize="per_channel",
+                augment=dict(flip=False, crop_padding=0))
     return OmegaConf.create({**base, **kw})
 
 

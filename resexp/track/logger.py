@@ -27,6 +27,8 @@ class RunLogger:
         """One metrics row (errors in percent), also written as TensorBoard scalars."""
         self.scalars(row["step"], {"train/error": row["train_error"], "train/loss": row["train_loss"],
                                    "test/error": row["test_error"], "test/loss": row["test_loss"]})
+        if "val_error" in row:  # only when dataset.val_size holds images out of the training split
+            self.scalars(row["step"], {"val/error": row["val_error"], "val/loss": row["val_loss"]})
         self.metrics.write(json.dumps(row) + "\n")
         self.metrics.flush()
 

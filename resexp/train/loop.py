@@ -8,11 +8,13 @@ import torch.nn.functional as F
 
 from ..data import load_dataset
 from ..models import build_model, count_parameters
+from ..paper import reference
 from ..track.gradnorms import GradNorms
 from ..track.logger import RunLogger
 from ..track.progress import training_progress
 from .checkpoint import checkpoint_paths, load_checkpoint, restore, save_checkpoint
 from .optim import make_optimizer, make_schedule
+from .warmup import WarmUp
 
 
 class Diverged(Exception):
@@ -38,17 +40,18 @@ def pick_device(name: str) -> torch.device:
 
 
 @torch.no_grad()
-def evaluate(model, data, batch_size):
-    """(error %, mean loss) on the test split; one host sync."""
+def evaluate(model, data, batch_size, split="test"):
+    """(error %, mean loss) on the test (or val) split; one host sync."""
+    images, labels = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
     model.eval()
-    totals = torch.zeros(2, device=data.test_x.device)
-    for start in range(0, len(data.test_y), batch_size):
-        x = data.normalize(data.test_x[start:start + batch_size])
-        y = data.test_y[start:start + batch_size]
+    totals = torch.zeros(2, device=images.device)
+    for start in range(0, len(labels), batch_size):
+        x = data.normalize(images[start:start + batch_size])
+        y = labels[start:start + batch_size]
         out = model(x)
         totals += torch.stack([F.cross_entropy(out, y, reduction="sum"), (out.argmax(1) != y).sum()])
     model.train()
-    loss_sum, errors = (totals / len(data.test_y)).tolist()
+    loss_sum, errors = (totals / len(labels)).tolist()
     return 100 * errors, loss_sum
 
 
@@ -66,10 +69,11 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
     t = cfg.trainer
     n_train = len(data.train_y)
     steps_per_epoch = math.ceil(n_train / t.batch_size)
-    total_steps = t.epochs * steps_per_epoch
+    total_steps = t.steps or t.epochs * steps_per_epoch
     eval_every = t.eval_every or steps_per_epoch
     checkpoint_every = t.checkpoint_every * steps_per_epoch
-    schedule = make_schedule(cfg.schedule, optimizer, total_steps)
+    warmup = WarmUp.from_config(cfg.warmup, cfg.depth, cfg.optimizer.lr)
+    schedule = make_schedule(cfg.schedule, optimizer, total_steps, steps_per_epoch, warmup)
     grad_norms = GradNorms(model)
     generator = torch.Generator(device).manual_seed(cfg.seed)
 
@@ -83,13 +87,14 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
         restore(model, saved.pop("model"), path, "model")
         restore(optimizer, saved.pop("optimizer"), path, "optimizer")
         schedule.load_state_dict(saved.pop("schedule"))
+        warmup.load_state_dict(saved.pop("warmup"))
         generator.set_state(saved.pop("generator").cpu())
         torch.set_rng_state(saved.pop("torch_rng").cpu())
         s.update(saved)
 
     def checkpoint():
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "schedule": schedule.state_dict(), "generator": generator.get_state(),
+                 "schedule": schedule.state_dict(), "warmup": warmup.state_dict(), "generator": generator.get_state(),
                  "torch_rng": torch.get_rng_state(), **s, "elapsed": s["elapsed"] + time.perf_counter() - start}
         save_checkpoint(run_dir, state, t.keep_checkpoints)
 
@@ -115,6 +120,7 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
                                     torch.tensor(len(y), device=device)])
                 s["since_log"] += sums
                 s["since_eval"] += sums
+                warmup.observe(done, sums[1], sums[2])
                 first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), done, first_bad)
                 images_since_log += len(y)
                 log_now, eval_now = done % t.log_every == 0, done % eval_every == 0
@@ -144,6 +150,8 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
                                 "train_error": 100 * wrong / seen, "train_loss": loss_sum / seen,
                                 "test_error": test_error, "test_loss": test_loss, "lr": optimizer.param_groups[0]["lr"],
                                 "time": s["elapsed"] + time.perf_counter() - start}
+                    if data.val_y is not None:
+                        s["row"]["val_error"], s["row"]["val_loss"] = evaluate(model, data, t.eval_batch_size, "val")
                     logger.evaluation(s["row"])
                     s["best_test_error"] = min(s["best_test_error"], test_error)
                 s["step"] = done
@@ -156,4 +164,7 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
     row = s["row"]
     return {"final_test_error": row["test_error"], "best_test_error": s["best_test_error"],
             "final_train_error": row["train_error"], "parameters": count_parameters(model),
-            "steps": total_steps, "wall_time": s["elapsed"] + time.perf_counter() - start, "device": str(device)}
+            "steps": total_steps, "wall_time": s["elapsed"] + time.perf_counter() - start, "device": str(device),
+            **({"final_val_error": row["val_error"]} if "val_error" in row else {}),
+            **({"warmup_ended_at": warmup.ended_at} if warmup.ended_at else {}),
+            **reference(cfg.dataset.name, cfg.model.name, cfg.depth, cfg.model.shortcut)}

@@ -13,10 +13,16 @@ def make_optimizer(cfg, params):
     raise ValueError(f"unknown optimizer {cfg.name!r}")
 
 
-def lr_factor(cfg, step: int, total_steps: int) -> float:
+def milestone_steps(cfg, total_steps: int, steps_per_epoch: int) -> list[int]:
+    """The multistep milestones as iteration numbers, whatever `schedule.unit` they are given in."""
+    per_unit = {"fraction": total_steps, "step": 1, "epoch": steps_per_epoch}[cfg.unit]
+    return [round(m * per_unit) for m in cfg.milestones]
+
+
+def lr_factor(cfg, step: int, total_steps: int, steps_per_epoch: int = 1) -> float:
     """Multiplier of the base lr at `step` (0-based) of a run of `total_steps`."""
     if cfg.name == "multistep":
-        passed = sum(step >= round(m * total_steps) for m in cfg.milestones)
+        passed = sum(step >= m for m in milestone_steps(cfg, total_steps, steps_per_epoch))
         return cfg.gamma ** passed
     if cfg.name == "cosine":
         return cfg.min_factor + (1 - cfg.min_factor) * 0.5 * (1 + math.cos(math.pi * step / total_steps))
@@ -25,6 +31,7 @@ def lr_factor(cfg, step: int, total_steps: int) -> float:
     raise ValueError(f"unknown schedule {cfg.name!r}")
 
 
-def make_schedule(cfg, optimizer, total_steps):
-    """A per-step LambdaLR: call .step() after every optimizer step."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step, total_steps))
+def make_schedule(cfg, optimizer, total_steps, steps_per_epoch=1, warmup=None):
+    """A per-step LambdaLR: call .step() after every optimizer step. A WarmUp scales the lr while active."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(cfg, step, total_steps, steps_per_epoch) * (warmup.factor() if warmup else 1.0))
