@@ -96,16 +96,19 @@ def resume_overrides(overrides, multirun: bool):
 
 
 def train_command(args) -> int:
+    """Exit code: one run's own (0 finished, 1 failed, 2 bad input, 3 diverged); a sweep's is 0 when
+    every job finished, else 1."""
     flags, overrides = _split_args(args)
-    overrides = resume_overrides(overrides, multirun="-m" in flags or "--multirun" in flags)
+    multirun = "-m" in flags or "--multirun" in flags
+    overrides = resume_overrides(overrides, multirun)
     if not _HELP_FLAGS.intersection(flags) and "--cfg" not in flags and "-c" not in flags:
-        precheck(overrides, multirun="-m" in flags or "--multirun" in flags)
+        precheck(overrides, multirun)
     global _exit_code
     _exit_code = 0
     SweepSummary.unfinished = 0
     sys.argv = ["resexp train", *flags, *overrides]
     _hydra_train()
-    return _exit_code or (1 if SweepSummary.unfinished else 0)
+    return int(SweepSummary.unfinished > 0) if multirun else _exit_code
 
 
 COMMANDS = {"train": train_command}
