@@ -1,4 +1,5 @@
 """The `resexp` command: `resexp train [hydra overrides]` and friends."""
+import os
 import sys
 from pathlib import Path
 
@@ -70,6 +71,8 @@ def precheck(overrides, multirun: bool) -> None:
         if key in _config.GROUPS:
             for v in values:
                 _config.check_group_option(key, v)
+        if key in ("hydra.run.dir", "hydra.sweep.dir"):
+            check_writable(key, values[0])
         first.append(f"{o.get_key_element()}={values[0]}")
     try:
         with initialize_config_module("resexp.conf", version_base="1.3"):
@@ -77,6 +80,17 @@ def precheck(overrides, multirun: bool) -> None:
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(" ".join(str(e).split("\n")[:2]).strip()) from None
     _config.validate(cfg)
+
+
+def check_writable(key: str, directory: str) -> None:
+    """An output directory must be creatable: its nearest existing ancestor a writable directory."""
+    path = Path(directory).absolute()
+    while not path.exists():
+        path = path.parent
+    if not path.is_dir():
+        raise UserError(f"{key}={directory} cannot be created: {path} is a file, not a directory")
+    if not os.access(path, os.W_OK):
+        raise UserError(f"{key}={directory} cannot be created: {path} is not writable")
 
 
 def resume_overrides(overrides, multirun: bool):

@@ -65,14 +65,34 @@ def test_multirun_makes_one_run_dir_per_job_and_a_summary(tmp_path, resexp_cli):
     ("trainer.epochz=3", "trainer.epochz"),
     ("device=tpu", "device='tpu' is invalid; choose one of: auto, cpu, cuda"),
     ("depth=20,32", "add -m"),
+    ("depth=abc", "depth='abc' must be an integer"),
+    ("seed=1.5", "seed=1.5 is invalid; it must be an integer"),
+    ("model.init=zeros", "model.init='zeros' is invalid; choose one of: kaiming, scaled_identity"),
+    ("model.init_alpha=0", "model.init_alpha=0 is invalid; it must be a positive number"),
+    ("model.norm=layer", "unknown norm 'layer'; choose one of: batch, none"),
+    ("trainer.checkpoint_every=0", "trainer.checkpoint_every=0 is invalid; it must be a positive integer"),
+    ("trainer.keep_checkpoints=0", "trainer.keep_checkpoints=0 is invalid"),
+    ("trainer.log_every=2.5", "trainer.log_every=2.5 is invalid; it must be a positive integer"),
+    ("optimizer.weight_decay=-1", "optimizer.weight_decay=-1 is invalid; it must be >= 0"),
+    ("dataset.image_size=4", "dataset.image_size must be >= 8"),
+    ("resume=nowhere", "resume=nowhere: no run there (no config.yaml)"),
+    ("hydra.run.dir=README.md/run", "hydra.run.dir=README.md/run cannot be created:"),
+    ("schedule.milestones=[0.5,1.5]", "schedule.milestones=[0.5, 1.5] is invalid"),
 ])
 def test_bad_input_is_one_clear_line(override, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "README.md").write_text("a file where a directory is asked for")
     assert main(["train", override]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert expected in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_resume_refuses_a_sweep(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "-m", "resume=runs/x"]) == 2
+    assert "resume= continues one run; drop -m" in capsys.readouterr().err
 
 
 def test_bad_sweep_value_fails_before_any_job_runs(tmp_path, monkeypatch, capsys):

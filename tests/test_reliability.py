@@ -188,3 +188,15 @@ def test_checkpoint_from_another_model_is_refused(tmp_path, monkeypatch, capsys)
     assert main(["train", f"resume={run}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not match this run's model" in err
+
+
+def test_sweep_of_fifty_tiny_jobs_accounts_for_every_run(tmp_path, resexp_cli):
+    result = resexp_cli("train", "-m", "dataset.train_size=64", "dataset.test_size=32", "dataset.image_size=8",
+                        "trainer.epochs=1", "trainer.batch_size=64", "depth=8", "model.width=4", "device=cpu",
+                        "seed=range(0,50)", "hydra.sweep.dir=sweep", timeout=600)
+    assert result.returncode == 0, result.stderr
+    jobs = sorted((tmp_path / "sweep").glob("*_resnet8-A"), key=lambda p: int(p.name.split("_")[0]))
+    assert len(jobs) == 50
+    assert all(json.loads((j / "status.json").read_text())["status"] == "finished" for j in jobs)
+    summary = result.stdout[result.stdout.index("sweep sweep"):]
+    assert all(f"{n}_resnet8-A" in summary for n in range(50))
