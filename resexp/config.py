@@ -1,4 +1,5 @@
 """Checks on the composed config and on command-line overrides, each failing as one clear line."""
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -19,6 +20,19 @@ def run_tag(name, depth, shortcut) -> str:
 
 if not OmegaConf.has_resolver("run_tag"):
     OmegaConf.register_new_resolver("run_tag", run_tag)
+
+
+def split_net(net: str) -> tuple[str, int]:
+    """'resnet110' -> ('resnet', 110): one sweep value naming model and depth (experiment cifar10_fig6)."""
+    match = re.fullmatch(r"([a-z_]+?)(\d+)", str(net))
+    if not match:
+        raise UserError(f"net={net!r} is invalid; it must be a model name followed by a depth, e.g. resnet56")
+    return match[1], int(match[2])
+
+
+for _name, _part in (("net_model", 0), ("net_depth", 1)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, lambda net, _part=_part: split_net(net)[_part])
 
 
 def group_options(group: str) -> list[str]:
