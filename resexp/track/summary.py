@@ -6,6 +6,7 @@ from omegaconf import OmegaConf
 from rich.table import Table
 
 from .progress import console
+from .seeds import seed_table
 from .status import STATUS_FILE, read_status
 
 STYLES = {"finished": "green", "diverged": "yellow", "failed": "red", "interrupted": "magenta", "running": "cyan"}
@@ -27,13 +28,15 @@ def run_row(run_dir: Path) -> dict:
 
 def summary_table(rows: list[dict], title: str) -> Table:
     table = Table(title=title)
-    for name in ("run", "status", "test err %", "best test err %", "train err %", "params", "time s"):
+    for name in ("run", "status", "test err %", "best test err %", "train err %", "val err %", "paper %",
+                 "params", "time s"):
         table.add_column(name, justify="left" if name in ("run", "status") else "right", no_wrap=name == "run")
     for r in rows:
         params = r.get("parameters")
         table.add_row(
             r["run"], f"[{STYLES.get(r['status'], 'white')}]{r['status']}",
             _pct(r.get("final_test_error")), _pct(r.get("best_test_error")), _pct(r.get("final_train_error")),
+            _pct(r.get("final_val_error")), _pct(r.get("paper_test_error")),  # paper: resexp/paper.py
             "-" if params is None else f"{params / 1e6:.2f}M",
             "-" if r.get("wall_time") is None else f"{r['wall_time']:.1f}",
         )
@@ -57,6 +60,9 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = sweep_rows(sweep_dir)
         console.print(summary_table(rows, f"sweep {sweep_dir}"))
+        over_seeds = seed_table(sweep_dir, rows)
+        if over_seeds is not None:
+            console.print(over_seeds)
         for r in rows:
             if r.get("error"):
                 console.print(f"[red]{r['run']}: {r['error']}")
