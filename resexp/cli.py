@@ -17,6 +17,7 @@ USAGE = """usage: resexp COMMAND [ARGS]
 
 commands:
   train     train one model, or sweep with -m (Hydra overrides: resexp train model=plain depth=56)
+  bench     training throughput (images/s) of plain and residual nets on this machine
 
 `resexp train --help` lists the config groups and keys; `resexp train --cfg job` prints the composed config.
 """
@@ -125,7 +126,12 @@ def train_command(args) -> int:
     return int(SweepSummary.unfinished > 0) if multirun else _exit_code
 
 
-COMMANDS = {"train": train_command}
+def bench_command(args) -> int:
+    from .bench import main as bench
+    return bench(args)
+
+
+COMMANDS = {"train": train_command, "bench": bench_command}
 
 
 def main(argv=None) -> int:
