@@ -79,6 +79,7 @@ def validate(cfg) -> None:
     if cfg.trainer.eval_every is not None:
         _positive("trainer.eval_every", cfg.trainer.eval_every)
     _positive("optimizer.lr", cfg.optimizer.lr, float)
+    _positive("trainer.divergence_loss", cfg.trainer.divergence_loss, float)
     if cfg.optimizer.get("weight_decay", 0) < 0:
         raise UserError(f"optimizer.weight_decay={cfg.optimizer.weight_decay} is invalid; it must be >= 0")
     if cfg.trainer.steps is not None:

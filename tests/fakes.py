@@ -4,8 +4,6 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 from PIL import Image
 
 
@@ -67,14 +65,3 @@ def fake_image_folder(root, classes=("ant", "bee", "cat"), per_class=5, seed=0) 
             img.save(path)
             paths.append(path)
     return paths
-
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """Toy nets run fastest on one thread, and ~20x faster on a busy 2-core machine than on two.
-    Import this fixture into a test module to use it there (and in its subprocesses)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    yield
-    torch.set_num_threads(threads)

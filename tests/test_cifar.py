@@ -12,7 +12,7 @@ from resexp.cli import main
 from resexp.data import load_dataset
 from resexp.data.cifar import load_cifar
 from resexp.errors import UserError
-from tests.fakes import fake_cifar, tar_gz, one_thread  # noqa: F401  (autouse)
+from tests.fakes import fake_cifar, tar_gz
 
 
 def cifar_cfg(compose_cfg, name, root, *overrides):

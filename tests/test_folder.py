@@ -10,7 +10,7 @@ from resexp.data import folder as folder_module
 from resexp.data import load_dataset
 from resexp.data.folder import load_folder
 from resexp.errors import UserError
-from tests.fakes import fake_image_folder, one_thread  # noqa: F401  (autouse)
+from tests.fakes import fake_image_folder
 
 
 def folder_cfg(compose_cfg, root, *overrides):

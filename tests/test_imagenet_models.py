@@ -7,7 +7,6 @@ import torch
 from resexp import build_model, count_parameters
 from resexp.models.bottleneck import Bottleneck
 from resexp.models.shortcuts import PadShortcut, Projection
-from tests.fakes import one_thread  # noqa: F401  (autouse)
 
 # torchvision.models.resnet18..152 at 1000 classes (their docs' "num_params"); option B = their layout.
 TORCHVISION_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}

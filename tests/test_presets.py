@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_module
 from resexp.config import group_options, validate
 from resexp.track.seeds import mean_std
 from resexp.train.loop import train
-from tests.fakes import fake_cifar, one_thread  # noqa: F401  (autouse)
+from tests.fakes import fake_cifar
 
 PRESETS = [p for p in group_options("experiment") if p.startswith("cifar")]
 # The recipe at toy scale: a few iterations, narrow nets, a small val split of the fake data.

@@ -9,7 +9,6 @@ from resexp.errors import UserError
 from resexp.train.optim import lr_factor, make_schedule, milestone_steps
 from resexp.train.loop import train
 from resexp.train.warmup import WarmUp
-from tests.fakes import one_thread  # noqa: F401  (autouse)
 
 
 def test_warmup_holds_the_low_lr_until_the_error_falls_then_never_again(compose_cfg):

@@ -80,7 +80,7 @@ def run_job(cfg) -> int:
         last = e.row or {}
         write_status(run_dir, "diverged", step=e.step, final_test_error=last.get("test_error"),
                      final_train_error=last.get("train_error"), last_finite_step=last.get("step"))
-        console.print(f"[yellow]diverged[/]: non-finite loss or gradient at step {e.step}; "
+        console.print(f"[yellow]diverged[/]: non-finite or exploding loss or gradient at step {e.step}; "
                       f"last finite metrics kept in {run_dir}", highlight=False, soft_wrap=True)
         return EXIT_DIVERGED
     except UserError as e:

@@ -18,10 +18,11 @@ from .warmup import WarmUp
 
 
 class Diverged(Exception):
-    """The loss or a gradient became non-finite at `step`; `row` holds the last finite metrics."""
+    """The loss exploded (non-finite, or above trainer.divergence_loss) or a gradient became non-finite
+    at `step`; `row` holds the last finite metrics."""
 
     def __init__(self, step, row):
-        super().__init__(f"non-finite loss or gradient at step {step}")
+        super().__init__(f"non-finite or exploding loss or gradient at step {step}")
         self.step, self.row = step, row
 
 
@@ -99,7 +100,7 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
         save_checkpoint(run_dir, state, t.keep_checkpoints)
 
     logger = RunLogger(run_dir, resume_step=s["step"])
-    first_bad = torch.full((1,), -1.0, device=device)  # first step with a non-finite loss, or -1
+    first_bad = torch.full((1,), -1.0, device=device)  # first step whose loss exploded, or -1
     start = last_log_time = time.perf_counter()
     images_since_log = 0
     try:
@@ -121,7 +122,8 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
                 s["since_log"] += sums
                 s["since_eval"] += sums
                 warmup.observe(done, sums[1], sums[2])
-                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), done, first_bad)
+                exploded = ~(loss.detach() <= t.divergence_loss)  # NaN compares false, so it counts too
+                first_bad = torch.where((first_bad < 0) & exploded, done, first_bad)
                 images_since_log += len(y)
                 log_now, eval_now = done % t.log_every == 0, done % eval_every == 0
                 if log_now or eval_now or done == total_steps:
