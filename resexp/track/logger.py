@@ -36,6 +36,13 @@ class RunLogger:
         self.writer.close()
         self.metrics.close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
 
 def read_metrics(run_dir) -> list[dict]:
     path = Path(run_dir) / METRICS_FILE

@@ -103,66 +103,63 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
     first_bad = torch.full((1,), -1.0, device=device)  # first step whose loss exploded, or -1
     start = last_log_time = time.perf_counter()
     images_since_log = 0
-    try:
-        with training_progress() as progress:
-            task = progress.add_task(f"{cfg.model.name}-{cfg.depth}", total=total_steps, completed=s["step"],
-                                     epoch=f"{s['step'] / steps_per_epoch:.1f}", loss="-", error="-", speed="-")
-            for step in range(s["step"], total_steps):
-                epoch, batch = divmod(step, steps_per_epoch)
-                if batch == 0 or s["order"] is None:
-                    s["order"] = torch.randperm(n_train, device=device, generator=generator)
-                x, y = data.train_batch(s["order"][batch * t.batch_size:(batch + 1) * t.batch_size], generator)
-                out = model(x)
-                loss = F.cross_entropy(out, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                done = step + 1
-                sums = torch.stack([loss.detach() * len(y), (out.detach().argmax(1) != y).sum(),
-                                    torch.tensor(len(y), device=device)])
-                s["since_log"] += sums
-                s["since_eval"] += sums
-                warmup.observe(done, sums[1], sums[2])
-                exploded = ~(loss.detach() <= t.divergence_loss)  # NaN compares false, so it counts too
-                first_bad = torch.where((first_bad < 0) & exploded, done, first_bad)
-                images_since_log += len(y)
-                log_now, eval_now = done % t.log_every == 0, done % eval_every == 0
-                if log_now or eval_now or done == total_steps:
-                    norms = grad_norms.compute()
-                    *totals, bad, norms_finite = torch.cat([s["since_log"], first_bad,
-                                                            torch.isfinite(norms).all()[None]]).tolist()
-                    if bad >= 0 or not norms_finite:
-                        raise Diverged(int(bad) if bad >= 0 else done, s["row"])
-                    loss_sum, wrong, seen = totals
-                    now = time.perf_counter()
-                    speed = images_since_log / (now - last_log_time)
-                    logger.scalars(done, {"lr": optimizer.param_groups[0]["lr"], "throughput/images_per_s": speed,
-                                          **dict(zip(grad_norms.tags, norms.tolist()))})
-                    progress.update(task, loss=f"{loss_sum / seen:.3f}", error=f"{100 * wrong / seen:.1f}%",
-                                    speed=f"{speed:.0f}")
-                    s["since_log"].zero_()
-                    images_since_log, last_log_time = 0, now
-                optimizer.step()
-                schedule.step()
-                progress.update(task, advance=1, epoch=f"{done / steps_per_epoch:.1f}")
-                if eval_now or done == total_steps:
-                    test_error, test_loss = evaluate(model, data, t.eval_batch_size)
-                    loss_sum, wrong, seen = s["since_eval"].tolist()
-                    s["since_eval"].zero_()
-                    s["row"] = {"step": done, "epoch": done / steps_per_epoch,
-                                "train_error": 100 * wrong / seen, "train_loss": loss_sum / seen,
-                                "test_error": test_error, "test_loss": test_loss, "lr": optimizer.param_groups[0]["lr"],
-                                "time": s["elapsed"] + time.perf_counter() - start}
-                    if data.val_y is not None:
-                        s["row"]["val_error"], s["row"]["val_loss"] = evaluate(model, data, t.eval_batch_size, "val")
-                    logger.evaluation(s["row"])
-                    s["best_test_error"] = min(s["best_test_error"], test_error)
-                s["step"] = done
-                if done % checkpoint_every == 0 or done == total_steps or stop:
-                    checkpoint()
-                if stop:
-                    raise Interrupted(done, stop.signum)
-    finally:
-        logger.close()
+    with logger, training_progress() as progress:
+        task = progress.add_task(f"{cfg.model.name}-{cfg.depth}", total=total_steps, completed=s["step"],
+                                 epoch=f"{s['step'] / steps_per_epoch:.1f}", loss="-", error="-", speed="-")
+        for step in range(s["step"], total_steps):
+            batch = step % steps_per_epoch
+            if batch == 0 or s["order"] is None:
+                s["order"] = torch.randperm(n_train, device=device, generator=generator)
+            x, y = data.train_batch(s["order"][batch * t.batch_size:(batch + 1) * t.batch_size], generator)
+            out = model(x)
+            loss = F.cross_entropy(out, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            done = step + 1
+            sums = torch.stack([loss.detach() * len(y), (out.detach().argmax(1) != y).sum(),
+                                torch.tensor(len(y), device=device)])
+            s["since_log"] += sums
+            s["since_eval"] += sums
+            warmup.observe(done, sums[1], sums[2])
+            exploded = ~(loss.detach() <= t.divergence_loss)  # NaN compares false, so it counts too
+            first_bad = torch.where((first_bad < 0) & exploded, done, first_bad)
+            images_since_log += len(y)
+            log_now, eval_now = done % t.log_every == 0, done % eval_every == 0
+            if log_now or eval_now or done == total_steps:
+                norms = grad_norms.compute()
+                *totals, bad, norms_finite = torch.cat([s["since_log"], first_bad,
+                                                        torch.isfinite(norms).all()[None]]).tolist()
+                if bad >= 0 or not norms_finite:
+                    raise Diverged(int(bad) if bad >= 0 else done, s["row"])
+                loss_sum, wrong, seen = totals
+                now = time.perf_counter()
+                speed = images_since_log / (now - last_log_time)
+                logger.scalars(done, {"lr": optimizer.param_groups[0]["lr"], "throughput/images_per_s": speed,
+                                      **dict(zip(grad_norms.tags, norms.tolist()))})
+                progress.update(task, loss=f"{loss_sum / seen:.3f}", error=f"{100 * wrong / seen:.1f}%",
+                                speed=f"{speed:.0f}")
+                s["since_log"].zero_()
+                images_since_log, last_log_time = 0, now
+            optimizer.step()
+            schedule.step()
+            progress.update(task, advance=1, epoch=f"{done / steps_per_epoch:.1f}")
+            if eval_now or done == total_steps:
+                test_error, test_loss = evaluate(model, data, t.eval_batch_size)
+                loss_sum, wrong, seen = s["since_eval"].tolist()
+                s["since_eval"].zero_()
+                s["row"] = {"step": done, "epoch": done / steps_per_epoch,
+                            "train_error": 100 * wrong / seen, "train_loss": loss_sum / seen,
+                            "test_error": test_error, "test_loss": test_loss, "lr": optimizer.param_groups[0]["lr"],
+                            "time": s["elapsed"] + time.perf_counter() - start}
+                if data.val_y is not None:
+                    s["row"]["val_error"], s["row"]["val_loss"] = evaluate(model, data, t.eval_batch_size, "val")
+                logger.evaluation(s["row"])
+                s["best_test_error"] = min(s["best_test_error"], test_error)
+            s["step"] = done
+            if done % checkpoint_every == 0 or done == total_steps or stop:
+                checkpoint()
+            if stop:
+                raise Interrupted(done, stop.signum)
     row = s["row"]
     return {"final_test_error": row["test_error"], "best_test_error": s["best_test_error"],
             "final_train_error": row["train_error"], "parameters": count_parameters(model),
