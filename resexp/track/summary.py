@@ -26,20 +26,36 @@ def run_row(run_dir: Path) -> dict:
             "shortcut": cfg.model.shortcut if cfg else "?"}
 
 
+def _millions(value) -> str:
+    return "-" if value is None else f"{value / 1e6:.2f}M"
+
+
+def _seconds(value) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+# (header, status key, format, shown only when some run has the key)
+COLUMNS = (
+    ("test err %", "final_test_error", _pct, False),
+    ("best test err %", "best_test_error", _pct, False),
+    ("train err %", "final_train_error", _pct, False),
+    ("val err %", "final_val_error", _pct, True),
+    ("paper %", "paper_test_error", _pct, True),  # the paper's number: resexp/paper.py
+    ("params", "parameters", _millions, False),
+    ("time s", "wall_time", _seconds, False),
+)
+
+
 def summary_table(rows: list[dict], title: str) -> Table:
     table = Table(title=title)
-    for name in ("run", "status", "test err %", "best test err %", "train err %", "val err %", "paper %",
-                 "params", "time s"):
-        table.add_column(name, justify="left" if name in ("run", "status") else "right", no_wrap=name == "run")
+    table.add_column("run", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    columns = [c for c in COLUMNS if not c[3] or any(r.get(c[1]) is not None for r in rows)]
+    for header, *_ in columns:
+        table.add_column(header, justify="right")
     for r in rows:
-        params = r.get("parameters")
-        table.add_row(
-            r["run"], f"[{STYLES.get(r['status'], 'white')}]{r['status']}",
-            _pct(r.get("final_test_error")), _pct(r.get("best_test_error")), _pct(r.get("final_train_error")),
-            _pct(r.get("final_val_error")), _pct(r.get("paper_test_error")),  # paper: resexp/paper.py
-            "-" if params is None else f"{params / 1e6:.2f}M",
-            "-" if r.get("wall_time") is None else f"{r['wall_time']:.1f}",
-        )
+        table.add_row(r["run"], f"[{STYLES.get(r['status'], 'white')}]{r['status']}",
+                      *(fmt(r.get(key)) for _, key, fmt, _ in columns))
     return table
 
 
