@@ -18,6 +18,8 @@ USAGE = """usage: resexp COMMAND [ARGS]
 commands:
   train     train one model, or sweep with -m (Hydra overrides: resexp train model=plain depth=56)
   bench     training throughput (images/s) of plain and residual nets on this machine
+  report    figures and tables of a run, a sweep or runs/: resexp report PATH (writes PATH/report/)
+  compare   one table of hand-picked runs: resexp compare RUN_A RUN_B ...
 
 `resexp train --help` lists the config groups and keys; `resexp train --cfg job` prints the composed config.
 """
@@ -131,7 +133,17 @@ def bench_command(args) -> int:
     return bench(args)
 
 
-COMMANDS = {"train": train_command, "bench": bench_command}
+def report_command(args) -> int:
+    from .report.command import report
+    return report(args)
+
+
+def compare_command(args) -> int:
+    from .report.command import compare
+    return compare(args)
+
+
+COMMANDS = {"train": train_command, "bench": bench_command, "report": report_command, "compare": compare_command}
 
 
 def main(argv=None) -> int:

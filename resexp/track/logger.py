@@ -2,7 +2,9 @@
 import json
 from pathlib import Path
 
+from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -32,6 +34,16 @@ class RunLogger:
         self.metrics.write(json.dumps(row) + "\n")
         self.metrics.flush()
 
+    def hparams(self, config, metrics: dict, step: int) -> None:
+        """The run's flat config and final metrics in its own event file (TensorBoard's HPARAMS tab).
+
+        `SummaryWriter.add_hparams` would write them to a new subdirectory, a stray second run."""
+        config = config if isinstance(config, dict) else OmegaConf.to_container(config, resolve=True)
+        values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in flatten(config).items()}
+        for summary in hparams(values, metrics):
+            self.writer.file_writer.add_summary(summary)
+        self.scalars(step, metrics)
+
     def close(self) -> None:
         self.writer.close()
         self.metrics.close()
@@ -42,6 +54,31 @@ class RunLogger:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+# Custom-scalars charts for a sweep. Charts pick tags by regex in every run below the sweep directory,
+# so one chart overlays all jobs (plain and residual, every depth) as the paper's Fig. 6 does per panel.
+SWEEP_LAYOUT = {"error %": {"train/error": ["Multiline", [r"^train/error$"]],
+                            "test/error": ["Multiline", [r"^test/error$"]]},
+                "loss": {"train/loss": ["Multiline", [r"^train/loss$"]],
+                         "test/loss": ["Multiline", [r"^test/loss$"]]}}
+
+
+def write_sweep_layout(sweep_dir) -> None:
+    """The CUSTOM SCALARS tab's layout, in an event file of the sweep directory itself."""
+    with SummaryWriter(log_dir=str(sweep_dir)) as writer:
+        writer.add_custom_scalars(SWEEP_LAYOUT)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{'model.name': 'plain', 'depth': 20, ...} from a nested config."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def read_metrics(run_dir) -> list[dict]:

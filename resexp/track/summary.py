@@ -83,3 +83,5 @@ class SweepSummary(Callback):
             if r.get("error"):
                 console.print(f"[red]{r['run']}: {r['error']}")
         SweepSummary.unfinished = sum(r["status"] != "finished" for r in rows)
+        from .logger import write_sweep_layout  # torch is imported only once a sweep has run
+        write_sweep_layout(sweep_dir)

@@ -160,6 +160,8 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
                 checkpoint()
             if stop:
                 raise Interrupted(done, stop.signum)
+        logger.hparams(cfg, {"final/test_error": s["row"]["test_error"], "final/train_error": s["row"]["train_error"],
+                             "final/best_test_error": s["best_test_error"]}, total_steps)
     row = s["row"]
     return {"final_test_error": row["test_error"], "best_test_error": s["best_test_error"],
             "final_train_error": row["train_error"], "parameters": count_parameters(model),

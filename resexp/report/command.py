@@ -1,0 +1,61 @@
+"""`resexp report PATH` writes PATH/report/; `resexp compare RUN_A RUN_B ...` prints the same table."""
+import argparse
+from pathlib import Path
+
+from ..errors import UserError
+from ..track.progress import console
+from . import figures, tables
+from .runs import load_runs
+
+REPORT_DIR = "report"
+
+
+def _parse(prog: str, args, **path_kwargs):
+    parser = argparse.ArgumentParser(prog=f"resexp {prog}")
+    parser.add_argument("paths", metavar="PATH", **path_kwargs)
+    parser.add_argument("--out", metavar="DIR", help="also write summary.md, summary.csv and runs.csv to DIR")
+    try:
+        return parser.parse_args(args)
+    except SystemExit as e:
+        if e.code:
+            raise UserError(f"usage: {parser.format_usage().strip().removeprefix('usage: ')}") from None
+        raise
+
+
+def _print(runs, title) -> None:
+    console.print(tables.rich_table(runs, title))
+    for line in tables.problems(runs):
+        console.print(f"[red]{line}", highlight=False, soft_wrap=True)
+
+
+def _write_tables(runs, out: Path, root: Path, title: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tables.write_markdown(runs, out / "summary.md", title)
+    tables.write_csv(runs, out / "summary.csv")
+    tables.write_runs_csv(runs, out / "runs.csv", root)
+
+
+def report(args) -> int:
+    opts = _parse("report", args, nargs=1, help="a run directory, a sweep directory or runs/")
+    root = Path(opts.paths[0])
+    runs = load_runs([root])
+    out = Path(opts.out) if opts.out else root / REPORT_DIR
+    title = f"report {root}"
+    _write_tables(runs, out, root, title)
+    figures.degradation(runs, out / "degradation.png")
+    figures.depth(runs, out / "depth.png")
+    figures.grad_norms(runs, out / "grad_norms.png")
+    _print(runs, title)
+    console.print(f"wrote {out}/: summary.md summary.csv runs.csv degradation.png depth.png grad_norms.png",
+                  highlight=False, soft_wrap=True)
+    return 0
+
+
+def compare(args) -> int:
+    opts = _parse("compare", args, nargs="+", help="run directories to compare")
+    runs = load_runs(opts.paths)
+    _print(runs, "compare")
+    if opts.out:
+        _write_tables(runs, Path(opts.out), Path.cwd(), "compare")
+        console.print(f"wrote {opts.out}/: summary.md summary.csv runs.csv", highlight=False, soft_wrap=True)
+    return 0

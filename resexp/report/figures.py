@@ -1,0 +1,105 @@
+"""The report's figures, drawn headless (Agg) from run directories at a fixed pixel size.
+
+degradation.png follows He et al. 2015, Fig. 6: one panel per family, error vs iteration, training
+error thin dashed, test error bold, one colour per depth (the same depth has the same colour in
+every panel and every figure).
+"""
+import statistics
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+DPI = 150
+SIZE = (12, 4.5)  # inches: 1800 x 675 pixels at DPI
+
+
+def _families(runs):
+    return list(dict.fromkeys(r["family"] for r in runs))
+
+
+def _depth_colours(runs) -> dict:
+    depths = sorted({r["depth"] for r in runs}, key=str)
+    cmap = plt.get_cmap("viridis" if len(depths) > 10 else "tab10")
+    return {d: cmap(i / max(1, len(depths) - 1) if len(depths) > 10 else i) for i, d in enumerate(depths)}
+
+
+def _save(fig, path: Path) -> None:
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def degradation(runs: list[dict], path: Path) -> None:
+    colours = _depth_colours(runs)
+    families = _families(runs)
+    fig, axes = plt.subplots(1, len(families), figsize=SIZE, sharey=True, squeeze=False, layout="constrained")
+    for ax, fam in zip(axes[0], families):
+        for r in (r for r in runs if r["family"] == fam and r["metrics"]):
+            steps = [m["step"] for m in r["metrics"]]
+            c = colours[r["depth"]]
+            ax.plot(steps, [m["train_error"] for m in r["metrics"]], "--", color=c, linewidth=0.9)
+            ax.plot(steps, [m["test_error"] for m in r["metrics"]], "-", color=c, linewidth=2.2)
+        ax.set_title(fam)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("error (%)")
+    handles = [Line2D([], [], color=c, linewidth=2.2, label=f"{d} layers") for d, c in colours.items()]
+    handles += [Line2D([], [], color="black", linestyle="--", linewidth=0.9, label="train"),
+                Line2D([], [], color="black", linewidth=2.2, label="test")]
+    fig.legend(handles=handles, loc="outside right upper", title="depth")
+    fig.suptitle("Training (dashed) and test (bold) error vs iteration")
+    _save(fig, path)
+
+
+def depth(runs: list[dict], path: Path) -> None:
+    """Final error vs depth, mean over the finished seeds: test solid, train dashed, one colour per family."""
+    fig, ax = plt.subplots(figsize=SIZE, layout="constrained")
+    for i, fam in enumerate(_families(runs)):
+        done = [r for r in runs if r["family"] == fam and r["status"] == "finished" and isinstance(r["depth"], int)]
+        depths = sorted({r["depth"] for r in done})
+        if not depths:
+            continue
+        for key, style, label in (("final_test_error", "-o", "test"), ("final_train_error", "--s", "train")):
+            means = [statistics.mean(r[key] for r in done if r["depth"] == d) for d in depths]
+            ax.plot(depths, means, style, color=f"C{i}", linewidth=2 if label == "test" else 1,
+                    label=f"{fam} {label}")
+        ax.set_xticks(sorted(set(ax.get_xticks()) | set(depths)))
+    ax.set_xlim(left=0)
+    ax.set_xlabel("depth (weighted layers)")
+    ax.set_ylabel("final error (%)")
+    ax.set_title("Final training and test error vs depth")
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside right upper")
+    _save(fig, path)
+
+
+def grad_norms(runs: list[dict], path: Path) -> None:
+    """Per-layer gradient norm at the first, middle and last logged step, one line per run."""
+    from .events import grad_norm_series  # TensorBoard's reader is imported only when this figure is drawn
+    colours = _depth_colours(runs)
+    styles = {fam: s for fam, s in zip(_families(runs), ["-", "--", ":", "-."] * 4)}
+    fig, axes = plt.subplots(1, 3, figsize=SIZE, sharey=True, layout="constrained")
+    titles = ("first logged step", "middle", "last logged step")
+    for r in runs:
+        series = grad_norm_series(r["dir"])  # {step: [norm per layer index]}
+        if not series:
+            continue
+        steps = sorted(series)
+        for ax, step in zip(axes, (steps[0], steps[len(steps) // 2], steps[-1])):
+            norms = series[step]
+            ax.plot(range(len(norms)), norms, styles[r["family"]], color=colours[r["depth"]], linewidth=1.3,
+                    label=f"{r['family']}-{r['depth']} (step {step})")
+    for ax, title in zip(axes, titles):
+        ax.set_title(title)
+        ax.set_yscale("log")
+        ax.set_xlabel("layer index (input → output)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("gradient L2 norm of layer weights")
+    handles = [Line2D([], [], color=colours[d], linestyle=styles[f], label=f"{f} {d}")
+               for f in styles for d in colours if any(r["family"] == f and r["depth"] == d for r in runs)]
+    fig.legend(handles=handles, loc="outside right upper", title="family, depth")
+    fig.suptitle("Per-layer weight-gradient norm during training")
+    _save(fig, path)

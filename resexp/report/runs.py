@@ -1,0 +1,63 @@
+"""Collect run directories and read back what a report needs: config, status, metrics.
+
+Nothing is recomputed: every number comes from a run's config.yaml, status.json and metrics.jsonl.
+"""
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from ..errors import UserError
+from ..track.logger import flatten, read_metrics
+from ..track.status import STATUS_FILE
+from ..track.summary import run_row
+
+# Keys that never define a configuration: the seed is averaged over, the rest say where or how a run ran.
+NOT_CONFIGURATION = ("seed", "resume", "device")
+
+
+def find_runs(path) -> list[Path]:
+    """PATH itself when it is a run directory, else every run directory beneath it (sweeps, runs/)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{path}: no such directory; give a run directory, a sweep directory or runs/")
+    if (path / STATUS_FILE).exists():
+        return [path]
+    runs = sorted(p.parent for p in path.rglob(STATUS_FILE) if "report" not in p.relative_to(path).parts[:-1])
+    if not runs:
+        raise UserError(f"{path}: no runs there (no {STATUS_FILE} beneath it)")
+    return runs
+
+
+def family(config: dict) -> str:
+    """The paper's model family: 'plain', or 'resnet-A' (the shortcut matters only with shortcuts)."""
+    name = str(config.get("model.name", "?"))
+    return name if name == "plain" or "model.shortcut" not in config else f"{name}-{config['model.shortcut']}"
+
+
+def load_run(run_dir: Path) -> dict:
+    """One run: its summary row (status and final numbers), flat config, family, depth and metrics rows."""
+    path = run_dir / "config.yaml"
+    config = flatten(OmegaConf.to_container(OmegaConf.load(path))) if path.exists() else {}
+    row = run_row(run_dir)
+    return {**row, "dir": run_dir, "config": config, "family": family(config),
+            "depth": config.get("depth", row["depth"]), "metrics": read_metrics(run_dir)}
+
+
+def load_runs(paths) -> list[dict]:
+    """Runs under every path, each once, ordered by family, depth and directory."""
+    dirs = sorted({d.resolve(): d for p in paths for d in find_runs(p)}.values())
+    runs = [load_run(d) for d in dirs]
+    runs.sort(key=lambda r: (r["family"], r["depth"] if isinstance(r["depth"], int) else 1 << 30, str(r["dir"])))
+    return runs
+
+
+def configurations(runs: list[dict]) -> tuple[list[str], list[list[dict]]]:
+    """(swept keys, groups of runs): runs that differ only in a NOT_CONFIGURATION key share a group;
+    the swept keys are those whose value differs between groups."""
+    groups = {}
+    for r in runs:
+        key = tuple(sorted((k, repr(v)) for k, v in r["config"].items() if k not in NOT_CONFIGURATION))
+        groups.setdefault(key, []).append(r)
+    keys = sorted({k for r in runs for k in r["config"]} - set(NOT_CONFIGURATION))
+    swept = [k for k in keys if len({repr(r["config"].get(k)) for r in runs}) > 1]
+    return swept, list(groups.values())

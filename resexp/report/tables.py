@@ -1,0 +1,149 @@
+"""The report's tables: one row per configuration (mean ± std over seeds) and one row per run.
+
+The same rows go to the terminal (rich), summary.md, summary.csv and runs.csv. Means are over the
+finished runs only; failed, diverged, interrupted and running runs are counted in the status column.
+"""
+import csv
+import statistics
+from collections import Counter
+from pathlib import Path
+
+from rich.table import Table
+
+from ..track.seeds import mean_std
+from ..track.summary import STYLES
+from .runs import configurations
+
+# Swept keys that the family and depth columns already show.
+SHOWN = ("model.name", "model.shortcut", "depth")
+RUN_FIELDS = ("run", "family", "depth", "seed", "status", "final_test_error", "best_test_error", "final_train_error",
+              "final_val_error", "paper_test_error", "parameters", "steps", "wall_time", "error")
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return statistics.mean(values) if values else None
+
+
+def _std(values):
+    values = [v for v in values if v is not None]
+    return statistics.stdev(values) if len(values) > 1 else None
+
+
+def _status(group) -> str:
+    counts = Counter(r["status"] for r in group)
+    if len(counts) == 1 and len(group) == 1:
+        return group[0]["status"]
+    return ", ".join(f"{n} {s}" for s, n in counts.most_common())
+
+
+def configuration_rows(runs: list[dict]) -> tuple[list[str], list[dict]]:
+    """(extra swept keys, one row per configuration) with numbers, not strings."""
+    swept, groups = configurations(runs)
+    extra = [k for k in swept if k not in SHOWN]
+    rows = []
+    for group in groups:
+        done = [r for r in group if r["status"] == "finished"]
+        first = group[0]
+        test = [r.get("final_test_error") for r in done]
+        paper = next((r["paper_test_error"] for r in done if r.get("paper_test_error") is not None), None)
+        mean_test = _mean(test)
+        rows.append({
+            "family": first["family"], "depth": first["depth"], **{k: first["config"].get(k) for k in extra},
+            "status": _status(group), "runs": len(group), "finished": len(done),
+            "test_error_mean": mean_test, "test_error_std": _std(test),
+            "train_error_mean": _mean(r.get("final_train_error") for r in done),
+            "train_error_std": _std([r.get("final_train_error") for r in done]),
+            "best_test_error": _mean(r.get("best_test_error") for r in done),
+            "parameters": next((r["parameters"] for r in group if r.get("parameters") is not None), None),
+            "paper_test_error": paper,
+            "paper_difference": None if paper is None or mean_test is None else mean_test - paper,
+            "wall_time": _mean(r.get("wall_time") for r in done),
+        })
+    return extra, rows
+
+
+def _fmt(value, digits=2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _over_seeds(runs, key) -> str:
+    values = [r.get(key) for r in runs if r["status"] == "finished" and r.get(key) is not None]
+    return f"{mean_std(values)} ({len(values)})" if len(values) > 1 else mean_std(values)
+
+
+def display_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows of strings) for the terminal and Markdown; paper columns only when some run has one."""
+    extra, rows = configuration_rows(runs)
+    _, groups = configurations(runs)
+    paper = any(r["paper_test_error"] is not None for r in rows)
+    headers = ["family", "depth", *extra, "status", "test err %", "train err %", "best test err %", "params",
+               *(["paper %", "diff"] if paper else []), "time s"]
+    out = []
+    for row, group in zip(rows, groups):
+        out.append([row["family"], str(row["depth"]), *(str(row[k]) for k in extra), row["status"],
+                    _over_seeds(group, "final_test_error"), _over_seeds(group, "final_train_error"),
+                    _fmt(row["best_test_error"]),
+                    "-" if row["parameters"] is None else f"{row['parameters'] / 1e6:.2f}M",
+                    *([_fmt(row["paper_test_error"]),
+                       "-" if row["paper_difference"] is None else f"{row['paper_difference']:+.2f}"] if paper else []),
+                    _fmt(row["wall_time"], 1)])
+    return headers, out
+
+
+def rich_table(runs: list[dict], title: str) -> Table:
+    headers, rows = display_rows(runs)
+    table = Table(title=title)
+    for h in headers:
+        table.add_column(h, justify="left" if h in ("family", "status") else "right", no_wrap=h in ("family", "status"))
+    status = headers.index("status")
+    for row in rows:
+        style = STYLES.get(row[status], "white") if row[status] in STYLES else "yellow"
+        table.add_row(*row[:status], f"[{style}]{row[status]}", *row[status + 1:])
+    return table
+
+
+def problems(runs: list[dict]) -> list[str]:
+    """One line per run that did not finish: where it is and why."""
+    lines = []
+    for r in runs:
+        if r["status"] != "finished":
+            why = r.get("error") or (f"at step {r['step']}" if r.get("step") is not None else "")
+            lines.append(f"{r['dir']}: {r['status']}" + (f" ({why})" if why else ""))
+    return lines
+
+
+def write_markdown(runs: list[dict], path: Path, title: str) -> None:
+    headers, rows = display_rows(runs)
+    lines = [f"# {title}", "", "Final errors in %, mean ± std (n) over seeds of the finished runs.", "",
+             "| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    issues = problems(runs)
+    if issues:
+        lines += ["", "## Runs that did not finish", "", *(f"- {line}" for line in issues)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _write_csv(path: Path, fields, rows) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+
+
+def write_csv(runs: list[dict], path: Path) -> None:
+    """summary.csv: one row per configuration, raw numbers (errors in %, seconds, parameter count)."""
+    _, rows = configuration_rows(runs)
+    _write_csv(path, list(rows[0]), rows)
+
+
+def write_runs_csv(runs: list[dict], path: Path, root: Path) -> None:
+    """runs.csv: one row per run with its status file's numbers."""
+    rows = []
+    for r in runs:
+        try:
+            name = str(r["dir"].relative_to(root))
+        except ValueError:
+            name = str(r["dir"])
+        rows.append({**r, "run": name, "seed": r["config"].get("seed")})
+    _write_csv(path, RUN_FIELDS, rows)

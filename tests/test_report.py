@@ -1,0 +1,103 @@
+"""`resexp report` and `resexp compare` on a real tiny sweep plus a failed run; TensorBoard extras."""
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.custom_scalar import layout_pb2, metadata as cs_metadata
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from resexp.cli import main
+from tests.conftest import TINY
+
+FIGURES = {"degradation.png": (1800, 675), "depth.png": (1800, 675), "grad_norms.png": (1800, 675)}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """Four tiny finished jobs (plain and resnet, depth 8 and 14) and one failed run beside them."""
+    sweep = tmp_path_factory.mktemp("report") / "sweep"
+    assert main(["train", "-m", *TINY, "model=plain,resnet", "depth=8,14", f"hydra.sweep.dir={sweep}"]) == 0
+    failed = sweep / "9_failed"
+    failed.mkdir()
+    shutil.copy(sweep / "0_plain8" / "config.yaml", failed / "config.yaml")
+    config = (failed / "config.yaml").read_text()
+    (failed / "config.yaml").write_text(config.replace("\nseed: 0\n", "\nseed: 1\n"))  # another seed, same config
+    (failed / "status.json").write_text(json.dumps({"status": "failed", "error": "RuntimeError: out of memory"}))
+    return sweep
+
+
+def _csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_report_writes_tables_and_figures(sweep, capsys):
+    assert main(["report", str(sweep)]) == 0
+    out = capsys.readouterr().out
+    report = sweep / "report"
+    for name, size in FIGURES.items():
+        with Image.open(report / name) as image:
+            assert image.size == size, name
+    runs = {r["run"]: r for r in _csv(report / "runs.csv")}
+    assert set(runs) == {"0_plain8", "1_resnet8-A", "2_plain14", "3_resnet14-A", "9_failed"}
+    for name, row in runs.items():
+        status = json.loads((sweep / name / "status.json").read_text())
+        assert row["status"] == status["status"]
+        if status["status"] == "finished":
+            assert float(row["final_test_error"]) == status["final_test_error"]
+            assert float(row["final_train_error"]) == status["final_train_error"]
+            assert int(row["parameters"]) == status["parameters"]
+    assert runs["9_failed"]["error"] == "RuntimeError: out of memory"
+
+    summary = {(r["family"], r["depth"]): r for r in _csv(report / "summary.csv")}
+    assert set(summary) == {("plain", "8"), ("plain", "14"), ("resnet-A", "8"), ("resnet-A", "14")}
+    resnet14 = json.loads((sweep / "3_resnet14-A" / "status.json").read_text())
+    assert float(summary["resnet-A", "14"]["test_error_mean"]) == resnet14["final_test_error"]
+    assert float(summary["resnet-A", "14"]["best_test_error"]) == resnet14["best_test_error"]
+    # The failed seed joins its configuration: counted, shown, left out of the mean.
+    plain8 = summary["plain", "8"]
+    assert plain8["status"] == "1 finished, 1 failed" and plain8["runs"] == "2" and plain8["finished"] == "1"
+    status8 = json.loads((sweep / "0_plain8" / "status.json").read_text())
+    assert float(plain8["test_error_mean"]) == status8["final_test_error"]
+
+    md = (report / "summary.md").read_text()
+    assert "| family | depth | status |" in md and "9_failed: failed (RuntimeError: out of memory)" in md
+    assert "1 failed" in out and "9_failed: failed" in out
+
+
+def test_finished_run_has_hparams_in_its_own_event_file(sweep):
+    run = sweep / "3_resnet14-A"
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["checkpoints"]  # no stray hparams run
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0}).Reload()
+    content = events.PluginTagToContent("hparams")
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hparams = session.session_start_info.hparams
+    assert hparams["model.name"].string_value == "resnet" and hparams["depth"].number_value == 14
+    status = json.loads((run / "status.json").read_text())
+    (final,) = events.Scalars("final/test_error")
+    assert final.value == pytest.approx(status["final_test_error"]) and final.step == status["steps"]
+
+
+def test_sweep_dir_has_custom_scalars_layout(sweep):
+    events = EventAccumulator(str(sweep)).Reload()
+    (config,) = events.Tensors(cs_metadata.CONFIG_SUMMARY_TAG)
+    layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
+    charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
+    assert charts["test/error"] == [r"^test/error$"] and charts["train/error"] == [r"^train/error$"]
+
+
+def test_compare_prints_hand_picked_runs(sweep, capsys):
+    assert main(["compare", str(sweep / "0_plain8"), str(sweep / "1_resnet8-A")]) == 0
+    out = capsys.readouterr().out
+    assert "plain" in out and "resnet-A" in out and "resnet-A  │    14" not in out
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_missing_path_is_one_line_and_exit_2(tmp_path, capsys, command):
+    assert main([command, str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "nowhere" in err
