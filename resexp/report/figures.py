@@ -22,7 +22,7 @@ def _families(runs):
 
 
 def _depth_colours(runs) -> dict:
-    depths = sorted({r["depth"] for r in runs}, key=str)
+    depths = sorted({r["depth"] for r in runs}, key=lambda d: (not isinstance(d, int), d if isinstance(d, int) else 0, str(d)))
     cmap = plt.get_cmap("viridis" if len(depths) > 10 else "tab10")
     return {d: cmap(i / max(1, len(depths) - 1) if len(depths) > 10 else i) for i, d in enumerate(depths)}
 
@@ -66,8 +66,9 @@ def depth(runs: list[dict], path: Path) -> None:
             means = [statistics.mean(r[key] for r in done if r["depth"] == d) for d in depths]
             ax.plot(depths, means, style, color=f"C{i}", linewidth=2 if label == "test" else 1,
                     label=f"{fam} {label}")
-        ax.set_xticks(sorted(set(ax.get_xticks()) | set(depths)))
-    ax.set_xlim(left=0)
+    depths = sorted({r["depth"] for r in runs if isinstance(r["depth"], int)})
+    ax.set_xticks(depths)  # the depths that were trained, not a uniform grid
+    ax.set_xlim(0, max(depths, default=1) * 1.05)
     ax.set_xlabel("depth (weighted layers)")
     ax.set_ylabel("final error (%)")
     ax.set_title("Final training and test error vs depth")
@@ -82,18 +83,19 @@ def grad_norms(runs: list[dict], path: Path) -> None:
     colours = _depth_colours(runs)
     styles = {fam: s for fam, s in zip(_families(runs), ["-", "--", ":", "-."] * 4)}
     fig, axes = plt.subplots(1, 3, figsize=SIZE, sharey=True, layout="constrained")
-    titles = ("first logged step", "middle", "last logged step")
+    picked = {}  # panel -> the steps shown there, over all runs
     for r in runs:
         series = grad_norm_series(r["dir"])  # {step: [norm per layer index]}
         if not series:
             continue
         steps = sorted(series)
-        for ax, step in zip(axes, (steps[0], steps[len(steps) // 2], steps[-1])):
+        for i, (ax, step) in enumerate(zip(axes, (steps[0], steps[len(steps) // 2], steps[-1]))):
             norms = series[step]
-            ax.plot(range(len(norms)), norms, styles[r["family"]], color=colours[r["depth"]], linewidth=1.3,
-                    label=f"{r['family']}-{r['depth']} (step {step})")
-    for ax, title in zip(axes, titles):
-        ax.set_title(title)
+            ax.plot(range(len(norms)), norms, styles[r["family"]], color=colours[r["depth"]], linewidth=1.3)
+            picked.setdefault(i, set()).add(step)
+    for i, (ax, title) in enumerate(zip(axes, ("first logged step", "middle of training", "last logged step"))):
+        steps = picked.get(i, set())
+        ax.set_title(f"{title}: iteration {steps.pop()}" if len(steps) == 1 else title)
         ax.set_yscale("log")
         ax.set_xlabel("layer index (input → output)")
         ax.grid(alpha=0.3, which="both")
