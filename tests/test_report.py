@@ -101,3 +101,13 @@ def test_missing_path_is_one_line_and_exit_2(tmp_path, capsys, command):
     assert main([command, str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "nowhere" in err
+
+
+def test_report_of_one_run_and_compare_out(sweep, tmp_path, capsys):
+    run = sweep / "2_plain14"
+    assert main(["report", str(run)]) == 0
+    (row,) = _csv(run / "report" / "summary.csv")
+    assert row["family"] == "plain" and row["depth"] == "14" and row["status"] == "finished"
+    assert main(["compare", str(sweep / "0_plain8"), str(run), "--out", str(tmp_path / "cmp")]) == 0
+    assert [r["depth"] for r in _csv(tmp_path / "cmp" / "summary.csv")] == ["8", "14"]
+    assert (tmp_path / "cmp" / "runs.csv").exists() and not list((tmp_path / "cmp").glob("*.png"))
