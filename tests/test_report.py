@@ -2,7 +2,6 @@
 import csv
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from PIL import Image

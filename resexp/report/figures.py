@@ -22,7 +22,7 @@ def _families(runs):
 
 
 def _depth_colours(runs) -> dict:
-    depths = sorted({r["depth"] for r in runs}, key=lambda d: (not isinstance(d, int), d if isinstance(d, int) else 0, str(d)))
+    depths = sorted({r["depth"] for r in runs}, key=lambda d: (0, d, "") if isinstance(d, int) else (1, 0, str(d)))
     cmap = plt.get_cmap("viridis" if len(depths) > 10 else "tab10")
     return {d: cmap(i / max(1, len(depths) - 1) if len(depths) > 10 else i) for i, d in enumerate(depths)}
 
