@@ -12,7 +12,8 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from resexp.cli import main
 from tests.conftest import TINY
 
-FIGURES = {"degradation.png": (1800, 675), "depth.png": (1800, 675), "grad_norms.png": (1800, 675)}
+FIGURES = {"degradation.png": (1800, 675), "depth.png": (1800, 675), "grad_norms.png": (1800, 675),
+           "responses.png": (1800, 675)}
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +111,12 @@ def test_report_of_one_run_and_compare_out(sweep, tmp_path, capsys):
     assert main(["compare", str(sweep / "0_plain8"), str(run), "--out", str(tmp_path / "cmp")]) == 0
     assert [r["depth"] for r in _csv(tmp_path / "cmp" / "summary.csv")] == ["8", "14"]
     assert (tmp_path / "cmp" / "runs.csv").exists() and not list((tmp_path / "cmp").glob("*.png"))
+
+
+def test_each_finished_run_logs_its_layer_responses(sweep):
+    """Fig. 7 data: one std per 3x3 layer's norm output (stem + 2 per block), shortcuts excluded."""
+    for name, blocks in (("1_resnet8-A", 3), ("3_resnet14-A", 6), ("2_plain14", 6)):
+        responses = json.loads((sweep / name / "responses.json").read_text())
+        assert responses["layers"][0] == "bn1" and responses["layers"][-1].startswith("stage3.")
+        assert len(responses["layers"]) == len(responses["std"]) == 1 + 2 * blocks
+        assert all(0 < std < 100 for std in responses["std"])

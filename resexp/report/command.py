@@ -45,9 +45,10 @@ def report(args) -> int:
     figures.degradation(runs, out / "degradation.png")
     figures.depth(runs, out / "depth.png")
     figures.grad_norms(runs, out / "grad_norms.png")
+    drew_responses = figures.responses(runs, out / "responses.png")
     _print(runs, title)
-    console.print(f"wrote {out}/: summary.md summary.csv runs.csv degradation.png depth.png grad_norms.png",
-                  highlight=False, soft_wrap=True)
+    console.print(f"wrote {out}/: summary.md summary.csv runs.csv degradation.png depth.png grad_norms.png"
+                  + (" responses.png" if drew_responses else ""), highlight=False, soft_wrap=True)
     return 0
 
 

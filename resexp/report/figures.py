@@ -105,3 +105,33 @@ def grad_norms(runs: list[dict], path: Path) -> None:
     fig.legend(handles=handles, loc="outside right upper", title="family, depth")
     fig.suptitle("Per-layer weight-gradient norm during training")
     _save(fig, path)
+
+
+def responses(runs: list[dict], path: Path) -> bool:
+    """He et al. 2015, Fig. 7: std of each layer's response, by layer index and sorted by magnitude.
+    Returns False (and draws nothing) when no run logged responses."""
+    from ..track.responses import read_responses
+    logged = [(r, read_responses(r["dir"])) for r in runs]
+    logged = [(r, resp) for r, resp in logged if resp]
+    if not logged:
+        return False
+    colours = _depth_colours(runs)
+    styles = {fam: s for fam, s in zip(_families(runs), ["-", "--", ":", "-."] * 4)}
+    fig, (by_index, by_size) = plt.subplots(1, 2, figsize=SIZE, sharey=True, layout="constrained")
+    for r, resp in logged:
+        line = dict(linestyle=styles[r["family"]], color=colours[r["depth"]], linewidth=1.3,
+                    label=f"{r['family']} {r['depth']}")
+        by_index.plot(range(1, len(resp["std"]) + 1), resp["std"], **line)
+        by_size.plot(range(1, len(resp["std"]) + 1), sorted(resp["std"], reverse=True), **line)
+    by_index.set_title("by layer index")
+    by_index.set_xlabel("layer index (input → output)")
+    by_size.set_title("sorted by magnitude")
+    by_size.set_xlabel("rank")
+    by_index.set_ylabel("std of the response (after BN, before nonlinearity)")
+    for ax in (by_index, by_size):
+        ax.grid(alpha=0.3)
+    handles, labels = by_index.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", title="family, depth")
+    fig.suptitle("Standard deviation of layer responses on test images (He et al. 2015, Fig. 7)")
+    _save(fig, path)
+    return True

@@ -12,6 +12,7 @@ from ..paper import reference
 from ..track.gradnorms import GradNorms
 from ..track.logger import RunLogger
 from ..track.progress import training_progress
+from ..track.responses import write_responses
 from .checkpoint import checkpoint_paths, load_checkpoint, restore, save_checkpoint
 from .optim import make_optimizer, make_schedule
 from .warmup import WarmUp
@@ -162,6 +163,7 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
                 raise Interrupted(done, stop.signum)
         logger.hparams(cfg, {"final/test_error": s["row"]["test_error"], "final/train_error": s["row"]["train_error"],
                              "final/best_test_error": s["best_test_error"]}, total_steps)
+    write_responses(run_dir, model, data.normalize(data.test_x[:t.eval_batch_size]))
     row = s["row"]
     return {"final_test_error": row["test_error"], "best_test_error": s["best_test_error"],
             "final_train_error": row["train_error"], "parameters": count_parameters(model),

@@ -1,0 +1,37 @@
+"""Layer responses (He et al. 2015, Fig. 7): the std of each conv layer's output after its norm layer,
+before the nonlinearity and before any shortcut addition, on a batch of test images."""
+import json
+import re
+
+import torch
+
+RESPONSES_FILE = "responses.json"
+_MAIN_PATH_NORM = re.compile(r"(^|\.)bn\d+$")  # bn1, stage2.3.bn2, ...; shortcut projections excluded
+
+
+@torch.no_grad()
+def response_stds(model, x) -> dict:
+    """{"layers": [norm module names, input to output], "std": [std of each one's output]}."""
+    names, outputs, hooks = [], [], []
+    for name, module in model.named_modules():
+        if _MAIN_PATH_NORM.search(name):
+            names.append(name)
+            hooks.append(module.register_forward_hook(lambda m, inputs, out: outputs.append(out.std())))
+    was_training = model.training
+    model.eval()
+    try:
+        model(x)
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return {"layers": names, "std": torch.stack(outputs).tolist()}
+
+
+def write_responses(run_dir, model, x) -> None:
+    (run_dir / RESPONSES_FILE).write_text(json.dumps(response_stds(model, x)) + "\n")
+
+
+def read_responses(run_dir) -> dict | None:
+    path = run_dir / RESPONSES_FILE
+    return json.loads(path.read_text()) if path.exists() else None
