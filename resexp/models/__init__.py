@@ -4,8 +4,7 @@ from functools import partial
 from torch import nn
 
 from .activations import ACTIVATIONS
-from .cifar import CifarNet, blocks_per_stage
-from .cifar_bottleneck import CifarBottleneckNet, bottleneck_blocks_per_stage
+from .cifar import CifarNet, stage_rule
 from .imagenet import ImageNetNet, check_plain_depth, check_resnet_depth
 from .init import init_weights
 from .norms import NORMS
@@ -13,9 +12,9 @@ from .shortcuts import SHORTCUTS
 
 # arch name -> (constructor, depth check raising ValueError). New families add a line here.
 FAMILIES = {
-    "plain": (partial(CifarNet, False), blocks_per_stage),
-    "resnet": (partial(CifarNet, True), blocks_per_stage),
-    "resnet_bottleneck": (CifarBottleneckNet, bottleneck_blocks_per_stage),
+    "plain": (partial(CifarNet, "plain"), stage_rule("plain")),
+    "resnet": (partial(CifarNet, "basic"), stage_rule("basic")),
+    "resnet_bottleneck": (partial(CifarNet, "bottleneck"), stage_rule("bottleneck")),
     "imagenet_plain": (partial(ImageNetNet, False), check_plain_depth),
     "imagenet_resnet": (partial(ImageNetNet, True), check_resnet_depth),
 }
