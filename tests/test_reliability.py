@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from resexp.cli import main
 from resexp.errors import UserError
 from resexp.train import checkpoint as ckpt
+from resexp.train.interrupt import StopRequest
 from resexp.train.loop import Diverged, train
 from tests.conftest import TINY
 
@@ -127,13 +128,14 @@ def _wait_for(predicate, proc, timeout=120):
         time.sleep(0.2)
 
 
-def test_ctrl_c_checkpoints_then_resume_finishes(tmp_path, resexp_cli):
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_checkpoint_then_resume_is_offered(tmp_path, resexp_cli, signum, code):
     run = tmp_path / "run"
     proc = _start_training(tmp_path)
     _wait_for(lambda: ckpt.checkpoint_paths(run), proc)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == code
     assert "resexp train resume=" in out and "Traceback" not in out + err
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "interrupted"
@@ -201,3 +203,15 @@ def test_sweep_of_fifty_tiny_jobs_accounts_for_every_run(tmp_path, resexp_cli):
     assert all(json.loads((j / "status.json").read_text())["status"] == "finished" for j in jobs)
     summary = result.stdout[result.stdout.index("sweep sweep"):]
     assert all(f"{n}_resnet8-A" in summary for n in range(50))
+
+
+def test_second_interrupt_exits_at_once(monkeypatch):
+    exits = []
+    monkeypatch.setattr(os, "_exit", exits.append)
+    with StopRequest() as stop:
+        assert not stop
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop and stop.signum == signal.SIGINT and exits == []
+        os.kill(os.getpid(), signal.SIGINT)
+        assert exits == [130]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
