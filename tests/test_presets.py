@@ -5,7 +5,7 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from resexp.config import group_options, validate
-from resexp.track.seeds import mean_std
+from resexp.report.tables import mean_std
 from resexp.train.loop import train
 from tests.fakes import fake_cifar
 
@@ -83,9 +83,9 @@ def test_fig6_is_one_command_with_seeds(cifar_root, tmp_path, resexp_cli):
     plain = [json.loads(line) for line in (tmp_path / "sweep/0_plain20/metrics.jsonl").read_text().splitlines()]
     assert plain[-1]["lr"] == pytest.approx(0.1)
     # The sweep's summary: one line per net over its 2 seeds, with the paper's number beside.
-    assert "over seeds: mean ± std of the final errors" in result.stdout
-    (line,) = [x for x in result.stdout.splitlines() if "resnet110-A" in x and "2/2" in x]
-    assert " ± " in line and "6.43" in line
+    assert "over seeds: mean ± std (n) of the final errors" in result.stdout
+    (line,) = [x for x in result.stdout.splitlines() if "resnet-A" in x and " 110 " in x and "2 finished" in x]
+    assert " ± " in line and "(2)" in line and "6.43" in line
 
 
 def test_mean_std_over_seeds():

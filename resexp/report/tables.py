@@ -10,7 +10,6 @@ from pathlib import Path
 
 from rich.table import Table
 
-from ..track.seeds import mean_std
 from ..track.summary import STYLES
 from .runs import configurations
 
@@ -18,6 +17,15 @@ from .runs import configurations
 SHOWN = ("model.name", "model.shortcut", "depth")
 RUN_FIELDS = ("run", "family", "depth", "seed", "status", "final_test_error", "best_test_error", "final_train_error",
               "final_val_error", "paper_test_error", "parameters", "steps", "wall_time", "error")
+
+
+def mean_std(values) -> str:
+    """'7.40 ± 0.27' (sample std over the runs; final errors, never the best test epoch), one value as
+    is, '-' for none."""
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return f"{values[0]:.2f}" if values else "-"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def _mean(values):

@@ -6,7 +6,6 @@ from omegaconf import OmegaConf
 from rich.table import Table
 
 from .progress import console
-from .seeds import seed_table
 from .status import STATUS_FILE, read_status
 
 STYLES = {"finished": "green", "diverged": "yellow", "failed": "red", "interrupted": "magenta", "running": "cyan"}
@@ -76,9 +75,11 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = sweep_rows(sweep_dir)
         console.print(summary_table(rows, f"sweep {sweep_dir}"))
-        over_seeds = seed_table(sweep_dir, rows)
-        if over_seeds is not None:
-            console.print(over_seeds)
+        from ..report.runs import configurations, load_runs  # the report's grouping, one definition
+        from ..report.tables import rich_table
+        runs = load_runs([sweep_dir])
+        if any(len(group) > 1 for group in configurations(runs)[1]):
+            console.print(rich_table(runs, "over seeds: mean ± std (n) of the final errors"))
         for r in rows:
             if r.get("error"):
                 console.print(f"[red]{r['run']}: {r['error']}")
