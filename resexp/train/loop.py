@@ -92,12 +92,16 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
         warmup.load_state_dict(saved.pop("warmup"))
         generator.set_state(saved.pop("generator").cpu())
         torch.set_rng_state(saved.pop("torch_rng").cpu())
+        if "cuda_rng" in saved:
+            torch.cuda.set_rng_state_all([state.cpu() for state in saved.pop("cuda_rng")])
         s.update(saved)
 
     def checkpoint():
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "schedule": schedule.state_dict(), "warmup": warmup.state_dict(), "generator": generator.get_state(),
                  "torch_rng": torch.get_rng_state(), **s, "elapsed": s["elapsed"] + time.perf_counter() - start}
+        if device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
         save_checkpoint(run_dir, state, t.keep_checkpoints)
 
     logger = RunLogger(run_dir, resume_step=s["step"])
