@@ -50,6 +50,15 @@ def test_multirun_makes_one_run_dir_per_job_and_a_summary(tmp_path, resexp_cli):
     assert "sweep sweep" in result.stdout and result.stdout.count("finished") >= 2
 
 
+def test_parallel_sweep_with_the_joblib_launcher(tmp_path, resexp_cli):
+    result = resexp_cli("train", "-m", *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                        "model=plain,resnet", "hydra.sweep.dir=sweep")
+    assert result.returncode == 0, result.stderr
+    assert [d.name for d in run_dirs(tmp_path / "sweep")] == ["0_plain8", "1_resnet8-A"]
+    assert all(json.loads((d / "status.json").read_text())["status"] == "finished"
+               for d in run_dirs(tmp_path / "sweep"))
+
+
 @pytest.mark.parametrize("override,expected", [
     ("depth=21", "depth=21 is not of the form 6n+2 with n >= 1; nearest valid depths: 20, 26"),
     ("model.activation=swish", "unknown activation 'swish'; choose one of: relu, leaky_relu"),
