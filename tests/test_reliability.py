@@ -121,11 +121,11 @@ def _start_training(tmp_path, *extra):
     return subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(predicate, proc, timeout=120):
+def _wait_for(predicate, proc, timeout=120, poll=0.2):
     deadline = time.time() + timeout
     while not predicate():
         assert proc.poll() is None and time.time() < deadline, "training ended before the condition"
-        time.sleep(0.2)
+        time.sleep(poll)
 
 
 @pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -146,8 +146,9 @@ def test_ctrl_c_and_sigterm_checkpoint_then_resume_is_offered(tmp_path, resexp_c
 
 def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint(tmp_path, resexp_cli):
     run = tmp_path / "run"
-    proc = _start_training(tmp_path, "trainer.epochs=6", "trainer.log_every=1")
-    _wait_for(lambda: len(ckpt.checkpoint_paths(run)) >= 2, proc)
+    # 40 epochs x 4 steps: killed soon after the first checkpoint (step 4), with ~150 steps to spare.
+    proc = _start_training(tmp_path, "trainer.epochs=40", "trainer.log_every=1")
+    _wait_for(lambda: ckpt.checkpoint_paths(run), proc, poll=0.02)
     proc.kill()
     proc.wait()
     saved_step = int(ckpt.checkpoint_paths(run)[-1].stem.split("_")[1])
@@ -157,8 +158,8 @@ def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint(tmp_path, res
     assert f"step_{saved_step:08d}.pt" in resumed.stdout
     assert json.loads((run / "status.json").read_text())["status"] == "finished"
     steps = [s for s, _ in scalar_steps(run, "lr")]
-    assert steps == list(range(1, 25))  # 6 epochs x 4 steps, each logged once
-    assert [r["step"] for r in rows(run)] == [4, 8, 12, 16, 20, 24]
+    assert steps == list(range(1, 161))  # every step logged exactly once
+    assert [r["step"] for r in rows(run)] == list(range(4, 161, 4))
 
 
 def _finished_run(tmp_path, *extra):
