@@ -10,6 +10,7 @@ from tensorboard.plugins.custom_scalar import layout_pb2, metadata as cs_metadat
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from resexp.cli import main
+from resexp.report.runs import load_runs
 from tests.conftest import TINY
 
 FIGURES = {"degradation.png": (1800, 675), "depth.png": (1800, 675), "grad_norms.png": (1800, 675),
@@ -88,6 +89,7 @@ def test_sweep_dir_has_custom_scalars_layout(sweep):
     layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
     charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
     assert charts["test/error"] == [r"^test/error$"] and charts["train/error"] == [r"^train/error$"]
+    assert charts["train and test error (Fig. 6)"] == [r"^(train|test)/error$"]
 
 
 def test_compare_prints_hand_picked_runs(sweep, capsys):
@@ -120,3 +122,31 @@ def test_each_finished_run_logs_its_layer_responses(sweep):
         assert responses["layers"][0] == "bn1" and responses["layers"][-1].startswith("stage3.")
         assert len(responses["layers"]) == len(responses["std"]) == 1 + 2 * blocks
         assert all(0 < std < 100 for std in responses["std"])
+
+
+def test_keys_swept_within_a_family_and_depth_split_rows_and_panels(sweep, tmp_path):
+    """A second plain-8 trained with tanh is its own row and panel; a key that only names family and
+    depth (like the Fig. 6 preset's `net`) is no column."""
+    root = tmp_path / "sweep"
+    shutil.copytree(sweep, root, ignore=shutil.ignore_patterns("report"))
+    tanh = root / "8_plain8-tanh"
+    shutil.copytree(root / "0_plain8", tanh)
+    (tanh / "config.yaml").write_text((tanh / "config.yaml").read_text().replace("activation: relu", "activation: tanh"))
+    status = json.loads((tanh / "status.json").read_text())
+    (tanh / "status.json").write_text(json.dumps({**status, "final_test_error": 50.0}))
+    for run, net in (("0_plain8", "plain8"), ("8_plain8-tanh", "plain8"), ("9_failed", "plain8"),
+                     ("1_resnet8-A", "resnet8"), ("2_plain14", "plain14"), ("3_resnet14-A", "resnet14")):
+        cfg = (root / run / "config.yaml").read_text()
+        (root / run / "config.yaml").write_text(f"net: {net}\n" + cfg)
+
+    assert main(["report", str(root)]) == 0
+    rows = _csv(root / "report" / "summary.csv")
+    assert "net" not in rows[0] and "model.activation" in rows[0]
+    plain8 = {r["model.activation"]: r for r in rows if (r["family"], r["depth"]) == ("plain", "8")}
+    assert float(plain8["tanh"]["test_error_mean"]) == 50.0 and plain8["tanh"]["status"] == "finished"
+    assert float(plain8["relu"]["test_error_mean"]) == json.loads((root / "0_plain8" / "status.json").read_text())[
+        "final_test_error"]
+    assert {r["series"] for r in load_runs([root])} == {
+        "plain, model.activation=relu", "plain, model.activation=tanh", "resnet-A, model.activation=relu"}
+    with Image.open(root / "report" / "degradation.png") as image:
+        assert image.size == FIGURES["degradation.png"]  # three panels, one row

@@ -2,8 +2,10 @@
 
 degradation.png follows He et al. 2015, Fig. 6: one panel per family, error vs iteration, training
 error thin dashed, test error bold, one colour per depth (the same depth has the same colour in
-every panel and every figure).
+every panel and every figure). A run's series is its family plus any other key swept within a family
+and depth (runs.load_runs), so runs trained differently never share a panel or a line.
 """
+import math
 import statistics
 from pathlib import Path
 
@@ -14,11 +16,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 DPI = 150
-SIZE = (12, 4.5)  # inches: 1800 x 675 pixels at DPI
+SIZE = (12, 4.5)  # inches: 1800 x 675 pixels at DPI; degradation.png adds ROW_HEIGHT per row of panels
+ROW_HEIGHT = 3.5  # inches
+COLUMNS = 3       # panels per row of degradation.png
 
 
-def _families(runs):
-    return list(dict.fromkeys(r["family"] for r in runs))
+def _series(runs):
+    return list(dict.fromkeys(r["series"] for r in runs))
+
+
+def _line_styles(runs) -> dict:
+    return {name: style for name, style in zip(_series(runs), ["-", "--", ":", "-."] * len(runs))}
+
+
+def _legend(fig, handles, **kwargs) -> None:
+    if handles:  # a report of runs that logged nothing draws empty axes, without a legend warning
+        fig.legend(handles=handles, loc="outside right upper", **kwargs)
 
 
 def _depth_colours(runs) -> dict:
@@ -34,38 +47,43 @@ def _save(fig, path: Path) -> None:
 
 def degradation(runs: list[dict], path: Path) -> None:
     colours = _depth_colours(runs)
-    families = _families(runs)
-    fig, axes = plt.subplots(1, len(families), figsize=SIZE, sharey=True, squeeze=False, layout="constrained")
-    for ax, fam in zip(axes[0], families):
-        for r in (r for r in runs if r["family"] == fam and r["metrics"]):
+    panels = _series(runs)
+    rows, cols = math.ceil(len(panels) / COLUMNS), min(len(panels), COLUMNS)
+    fig, axes = plt.subplots(rows, cols, figsize=(SIZE[0], SIZE[1] + ROW_HEIGHT * (rows - 1)), sharey=True,
+                             squeeze=False, layout="constrained")
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, panel in zip(axes.flat, panels):
+        for r in (r for r in runs if r["series"] == panel and r["metrics"]):
             steps = [m["step"] for m in r["metrics"]]
-            c = colours[r["depth"]]
-            ax.plot(steps, [m["train_error"] for m in r["metrics"]], "--", color=c, linewidth=0.9)
-            ax.plot(steps, [m["test_error"] for m in r["metrics"]], "-", color=c, linewidth=2.2)
-        ax.set_title(fam)
+            line = dict(color=colours[r["depth"]], marker="o" if len(steps) == 1 else None)  # one point: a dot
+            ax.plot(steps, [m["train_error"] for m in r["metrics"]], "--", linewidth=0.9, markersize=3, **line)
+            ax.plot(steps, [m["test_error"] for m in r["metrics"]], "-", linewidth=2.2, markersize=5, **line)
+        ax.set_title(panel)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("error (%)")
+    for row in axes:
+        row[0].set_ylabel("error (%)")
     handles = [Line2D([], [], color=c, linewidth=2.2, label=f"{d} layers") for d, c in colours.items()]
     handles += [Line2D([], [], color="black", linestyle="--", linewidth=0.9, label="train"),
                 Line2D([], [], color="black", linewidth=2.2, label="test")]
-    fig.legend(handles=handles, loc="outside right upper", title="depth")
+    _legend(fig, handles, title="depth")
     fig.suptitle("Training (dashed) and test (bold) error vs iteration")
     _save(fig, path)
 
 
 def depth(runs: list[dict], path: Path) -> None:
-    """Final error vs depth, mean over the finished seeds: test solid, train dashed, one colour per family."""
+    """Final error vs depth, mean over the finished seeds: test solid, train dashed, one colour per series."""
     fig, ax = plt.subplots(figsize=SIZE, layout="constrained")
-    for i, fam in enumerate(_families(runs)):
-        done = [r for r in runs if r["family"] == fam and r["status"] == "finished" and isinstance(r["depth"], int)]
+    for i, name in enumerate(_series(runs)):
+        done = [r for r in runs if r["series"] == name and r["status"] == "finished" and isinstance(r["depth"], int)]
         depths = sorted({r["depth"] for r in done})
         if not depths:
             continue
         for key, style, label in (("final_test_error", "-o", "test"), ("final_train_error", "--s", "train")):
             means = [statistics.mean(r[key] for r in done if r["depth"] == d) for d in depths]
             ax.plot(depths, means, style, color=f"C{i}", linewidth=2 if label == "test" else 1,
-                    label=f"{fam} {label}")
+                    label=f"{name} {label}")
     depths = sorted({r["depth"] for r in runs if isinstance(r["depth"], int)})
     ax.set_xticks(depths)  # the depths that were trained, not a uniform grid
     ax.set_xlim(0, max(depths, default=1) * 1.05)
@@ -73,7 +91,7 @@ def depth(runs: list[dict], path: Path) -> None:
     ax.set_ylabel("final error (%)")
     ax.set_title("Final training and test error vs depth")
     ax.grid(alpha=0.3)
-    fig.legend(loc="outside right upper")
+    _legend(fig, ax.get_legend_handles_labels()[0])
     _save(fig, path)
 
 
@@ -81,7 +99,7 @@ def grad_norms(runs: list[dict], path: Path) -> None:
     """Per-layer gradient norm at the first, middle and last logged step, one line per run."""
     from .events import grad_norm_series  # TensorBoard's reader is imported only when this figure is drawn
     colours = _depth_colours(runs)
-    styles = {fam: s for fam, s in zip(_families(runs), ["-", "--", ":", "-."] * 4)}
+    styles = _line_styles(runs)
     fig, axes = plt.subplots(1, 3, figsize=SIZE, sharey=True, layout="constrained")
     picked = {}  # panel -> the steps shown there, over all runs
     for r in runs:
@@ -91,18 +109,19 @@ def grad_norms(runs: list[dict], path: Path) -> None:
         steps = sorted(series)
         for i, (ax, step) in enumerate(zip(axes, (steps[0], steps[len(steps) // 2], steps[-1]))):
             norms = series[step]
-            ax.plot(range(len(norms)), norms, styles[r["family"]], color=colours[r["depth"]], linewidth=1.3)
+            ax.plot(range(len(norms)), norms, styles[r["series"]], color=colours[r["depth"]], linewidth=1.3)
             picked.setdefault(i, set()).add(step)
     for i, (ax, title) in enumerate(zip(axes, ("first logged step", "middle of training", "last logged step"))):
         steps = picked.get(i, set())
         ax.set_title(f"{title}: iteration {steps.pop()}" if len(steps) == 1 else title)
-        ax.set_yscale("log")
+        if picked:  # a log axis with nothing on it warns
+            ax.set_yscale("log")
         ax.set_xlabel("layer index (input → output)")
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("gradient L2 norm of layer weights")
-    handles = [Line2D([], [], color=colours[d], linestyle=styles[f], label=f"{f} {d}")
-               for f in styles for d in colours if any(r["family"] == f and r["depth"] == d for r in runs)]
-    fig.legend(handles=handles, loc="outside right upper", title="family, depth")
+    handles = [Line2D([], [], color=colours[d], linestyle=styles[s], label=f"{s} {d}")
+               for s in styles for d in colours if any(r["series"] == s and r["depth"] == d for r in runs)]
+    _legend(fig, handles if picked else [], title="family, depth")
     fig.suptitle("Per-layer weight-gradient norm during training")
     _save(fig, path)
 
@@ -116,11 +135,11 @@ def responses(runs: list[dict], path: Path) -> bool:
     if not logged:
         return False
     colours = _depth_colours(runs)
-    styles = {fam: s for fam, s in zip(_families(runs), ["-", "--", ":", "-."] * 4)}
+    styles = _line_styles(runs)
     fig, (by_index, by_size) = plt.subplots(1, 2, figsize=SIZE, sharey=True, layout="constrained")
     for r, resp in logged:
-        line = dict(linestyle=styles[r["family"]], color=colours[r["depth"]], linewidth=1.3,
-                    label=f"{r['family']} {r['depth']}")
+        line = dict(linestyle=styles[r["series"]], color=colours[r["depth"]], linewidth=1.3,
+                    label=f"{r['series']} {r['depth']}")
         by_index.plot(range(1, len(resp["std"]) + 1), resp["std"], **line)
         by_size.plot(range(1, len(resp["std"]) + 1), sorted(resp["std"], reverse=True), **line)
     by_index.set_title("by layer index")
@@ -130,8 +149,8 @@ def responses(runs: list[dict], path: Path) -> bool:
     by_index.set_ylabel("std of the response (after BN, before nonlinearity)")
     for ax in (by_index, by_size):
         ax.grid(alpha=0.3)
-    handles, labels = by_index.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", title="family, depth")
+    handles = list(dict(zip(*reversed(by_index.get_legend_handles_labels()))).values())  # one per label (seeds)
+    _legend(fig, handles, title="family, depth")
     fig.suptitle("Standard deviation of layer responses on test images (He et al. 2015, Fig. 7)")
     _save(fig, path)
     return True

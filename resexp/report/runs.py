@@ -13,6 +13,8 @@ from ..track.summary import run_row
 
 # Keys that never define a configuration: the seed is averaged over, the rest say where or how a run ran.
 NOT_CONFIGURATION = ("seed", "resume", "device")
+# Keys that the family and depth already show.
+SHOWN = ("model.name", "model.shortcut", "depth")
 
 
 def find_runs(path) -> list[Path]:
@@ -44,20 +46,34 @@ def load_run(run_dir: Path) -> dict:
 
 
 def load_runs(paths) -> list[dict]:
-    """Runs under every path, each once, ordered by family, depth and directory."""
+    """Runs under every path, each once, ordered by series (family and other swept keys), depth and
+    directory. `series` names a run's line family in the figures: 'plain', 'resnet-A, model.activation=tanh'."""
     dirs = sorted({d.resolve(): d for p in paths for d in find_runs(p)}.values())
     runs = [load_run(d) for d in dirs]
-    runs.sort(key=lambda r: (r["family"], r["depth"] if isinstance(r["depth"], int) else 1 << 30, str(r["dir"])))
+    extra = other_swept_keys(runs)
+    for r in runs:
+        r["series"] = ", ".join([r["family"], *(f"{k}={r['config'].get(k)}" for k in extra)])
+    runs.sort(key=lambda r: (r["series"], r["depth"] if isinstance(r["depth"], int) else 1 << 30, str(r["dir"])))
     return runs
 
 
+def other_swept_keys(runs: list[dict]) -> list[str]:
+    """Config keys, beyond family and depth, whose value differs between runs of one family and depth
+    (a key such as the Fig. 6 preset's `net`, which only names family and depth, is not one)."""
+    keys = sorted({k for r in runs for k in r["config"]} - set(NOT_CONFIGURATION) - set(SHOWN))
+    values = {}  # (key, family, depth) -> the values seen
+    for r in runs:
+        for k in keys:
+            values.setdefault((k, r["family"], repr(r["depth"])), set()).add(repr(r["config"].get(k)))
+    varying = {k for (k, *_), seen in values.items() if len(seen) > 1}
+    return [k for k in keys if k in varying]
+
+
 def configurations(runs: list[dict]) -> tuple[list[str], list[list[dict]]]:
-    """(swept keys, groups of runs): runs that differ only in a NOT_CONFIGURATION key share a group;
-    the swept keys are those whose value differs between groups."""
+    """(other swept keys, groups of runs): runs that differ only in a NOT_CONFIGURATION key (the seed)
+    share a group."""
     groups = {}
     for r in runs:
         key = tuple(sorted((k, repr(v)) for k, v in r["config"].items() if k not in NOT_CONFIGURATION))
         groups.setdefault(key, []).append(r)
-    keys = sorted({k for r in runs for k in r["config"]} - set(NOT_CONFIGURATION))
-    swept = [k for k in keys if len({repr(r["config"].get(k)) for r in runs}) > 1]
-    return swept, list(groups.values())
+    return other_swept_keys(runs), list(groups.values())

@@ -12,9 +12,6 @@ from rich.table import Table
 
 from ..track.summary import STYLES
 from .runs import configurations
-
-# Swept keys that the family and depth columns already show.
-SHOWN = ("model.name", "model.shortcut", "depth")
 RUN_FIELDS = ("run", "family", "depth", "seed", "status", "final_test_error", "best_test_error", "final_train_error",
               "final_val_error", "paper_test_error", "parameters", "steps", "wall_time", "error")
 
@@ -47,8 +44,7 @@ def _status(group) -> str:
 
 def configuration_rows(runs: list[dict]) -> tuple[list[str], list[dict]]:
     """(extra swept keys, one row per configuration) with numbers, not strings."""
-    swept, groups = configurations(runs)
-    extra = [k for k in swept if k not in SHOWN]
+    extra, groups = configurations(runs)
     rows = []
     for group in groups:
         done = [r for r in group if r["status"] == "finished"]

@@ -58,7 +58,9 @@ class RunLogger:
 
 # Custom-scalars charts for a sweep. Charts pick tags by regex in every run below the sweep directory,
 # so one chart overlays all jobs (plain and residual, every depth) as the paper's Fig. 6 does per panel.
-SWEEP_LAYOUT = {"error %": {"train/error": ["Multiline", [r"^train/error$"]],
+# A layout cannot pick runs: TensorBoard's run filter (e.g. `plain`) narrows a chart to one family.
+SWEEP_LAYOUT = {"error %": {"train and test error (Fig. 6)": ["Multiline", [r"^(train|test)/error$"]],
+                            "train/error": ["Multiline", [r"^train/error$"]],
                             "test/error": ["Multiline", [r"^test/error$"]]},
                 "loss": {"train/loss": ["Multiline", [r"^train/loss$"]],
                          "test/loss": ["Multiline", [r"^test/loss$"]]}}
