@@ -107,8 +107,7 @@ def resume_overrides(overrides, multirun: bool):
     if others:
         raise UserError(f"resume= continues a run with its saved config; drop the other overrides: {' '.join(others)}")
     run_dir = resume[0].split("=", 1)[1]
-    if not (Path(run_dir) / "config.yaml").is_file():
-        raise UserError(f"resume={run_dir}: no run there (no config.yaml); give a run directory under runs/")
+    _config.resume_config(run_dir)
     return [*overrides, f"hydra.run.dir={run_dir}"]
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from .errors import UserError
+from .track.status import CONFIG_FILE
 from .models import check_model_args
 from .models.init import INITS
 
@@ -33,6 +34,14 @@ def split_net(net: str) -> tuple[str, int]:
 for _name, _part in (("net_model", 0), ("net_depth", 1)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, lambda net, _part=_part: split_net(net)[_part])
+
+
+def resume_config(run_dir) -> Path:
+    """The saved config of the run that `resume=run_dir` continues; one line when there is none."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise UserError(f"resume={run_dir}: no run there (no {CONFIG_FILE}); give a run directory under runs/")
+    return path
 
 
 def group_options(group: str) -> list[str]:

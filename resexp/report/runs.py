@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from ..errors import UserError
 from ..track.logger import flatten, read_metrics
-from ..track.status import STATUS_FILE
+from ..track.status import CONFIG_FILE, STATUS_FILE
 from ..track.summary import run_row
 
 # Keys that never define a configuration: the seed is averaged over, the rest say where or how a run ran.
@@ -38,7 +38,7 @@ def family(config: dict) -> str:
 
 def load_run(run_dir: Path) -> dict:
     """One run: its summary row (status and final numbers), flat config, family, depth and metrics rows."""
-    path = run_dir / "config.yaml"
+    path = run_dir / CONFIG_FILE
     config = flatten(OmegaConf.to_container(OmegaConf.load(path))) if path.exists() else {}
     row = run_row(run_dir)
     return {**row, "dir": run_dir, "config": config, "family": family(config),

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 STATUS_FILE = "status.json"
+CONFIG_FILE = "config.yaml"  # the run's composed config, as it ran
 STATUSES = ("running", "finished", "diverged", "failed", "interrupted")
 
 

@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 from rich.table import Table
 
 from .progress import console
-from .status import STATUS_FILE, read_status
+from .status import CONFIG_FILE, STATUS_FILE, read_status
 
 STYLES = {"finished": "green", "diverged": "yellow", "failed": "red", "interrupted": "magenta", "running": "cyan"}
 
@@ -18,7 +18,7 @@ def _pct(value) -> str:
 def run_row(run_dir: Path) -> dict:
     """What a summary shows of one run: its config labels and status file."""
     status = read_status(run_dir) or {"status": "failed", "error": "no status file"}
-    config_path = run_dir / "config.yaml"
+    config_path = run_dir / CONFIG_FILE
     cfg = OmegaConf.load(config_path) if config_path.exists() else None
     return {"run": run_dir.name, **status,
             "model": cfg.model.name if cfg else "?", "depth": cfg.depth if cfg else "?",
@@ -60,7 +60,7 @@ def summary_table(rows: list[dict], title: str) -> Table:
 
 def sweep_rows(sweep_dir: Path) -> list[dict]:
     """Rows for every job directory of a sweep, in job order."""
-    jobs = [p for p in Path(sweep_dir).iterdir() if p.is_dir() and (p / "config.yaml").exists()
+    jobs = [p for p in Path(sweep_dir).iterdir() if p.is_dir() and (p / CONFIG_FILE).exists()
             or (p / STATUS_FILE).exists()]
     jobs.sort(key=lambda p: (int(p.name.split("_")[0]) if p.name.split("_")[0].isdigit() else 1 << 30, p.name))
     return [run_row(p) for p in jobs]

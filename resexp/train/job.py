@@ -6,16 +6,15 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from ..config import validate
+from ..config import resume_config, validate
 from ..errors import UserError, debug_enabled
 from ..track.progress import console, err_console
-from ..track.status import write_status, read_status
+from ..track.status import CONFIG_FILE, read_status, write_status
 from ..track.summary import run_row, summary_table
 from .checkpoint import checkpoint_paths
 from .interrupt import StopRequest
 from .loop import Diverged, Interrupted, train
 
-CONFIG_FILE = "config.yaml"
 # Exit codes of `resexp train` besides 0 (finished) and 2 (bad input).
 EXIT_FAILED, EXIT_DIVERGED = 1, 3
 
@@ -37,9 +36,7 @@ def claim_run_dir(cfg):
     otherwise: nothing is ever overwritten."""
     if cfg.resume:
         run_dir = Path(cfg.resume)
-        if not (run_dir / CONFIG_FILE).is_file():
-            raise UserError(f"resume={cfg.resume}: no run there (no {CONFIG_FILE}); give a run directory under runs/")
-        cfg = OmegaConf.load(run_dir / CONFIG_FILE)
+        cfg = OmegaConf.load(resume_config(run_dir))
         validate(cfg)
     else:
         run_dir = Path(HydraConfig.get().runtime.output_dir)
