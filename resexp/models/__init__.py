@@ -47,5 +47,12 @@ def build_model(arch="resnet", depth=20, shortcut="A", activation="relu", width=
     return model
 
 
+def model_from_config(model_cfg, depth, num_classes, in_channels) -> nn.Module:
+    """The net a composed config's `model` group and `depth` describe: every key of the group but `name`
+    is a keyword of build_model, so a new model option needs a YAML key and a build_model argument only."""
+    options = {key: value for key, value in dict(model_cfg).items() if key != "name"}
+    return build_model(arch=model_cfg.name, depth=depth, num_classes=num_classes, in_channels=in_channels, **options)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import load_dataset
-from ..models import build_model, count_parameters
+from ..models import count_parameters, model_from_config
 from ..paper import reference
 from ..track.gradnorms import GradNorms
 from ..track.logger import RunLogger
@@ -63,10 +63,7 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset, device)
-    model = build_model(arch=cfg.model.name, depth=cfg.depth, shortcut=cfg.model.shortcut,
-                        activation=cfg.model.activation, width=cfg.model.width, norm=cfg.model.norm,
-                        init=cfg.model.init, init_alpha=cfg.model.init_alpha, num_classes=data.num_classes,
-                        in_channels=data.in_channels).to(device)
+    model = model_from_config(cfg.model, cfg.depth, data.num_classes, data.in_channels).to(device)
     optimizer = make_optimizer(cfg.optimizer, model.parameters())
     t = cfg.trainer
     n_train = len(data.train_y)
