@@ -4,13 +4,10 @@ import sys
 from pathlib import Path
 
 import hydra
-from hydra import compose, initialize_config_module
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
-from omegaconf.errors import OmegaConfBaseException
 
 from . import config as _config  # registers the run_tag resolver before Hydra composes anything
 from .errors import UserError, debug_enabled
+from .overrides import compose_job, parse, values
 from .track.summary import SweepSummary
 
 USAGE = """usage: resexp COMMAND [ARGS]
@@ -56,32 +53,22 @@ def precheck(overrides, multirun: bool) -> None:
 
     Catches typos, unknown group options and invalid values as one line instead of a sweep of failures.
     """
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as e:
-        raise UserError(str(e).splitlines()[0]) from None
+    parsed = parse(overrides)
     first = []
     for o in parsed:
         key = o.get_key_element().lstrip("+~")
-        if o.is_sweep_override():
-            if not multirun:
-                raise UserError(f"'{o.input_line}' sweeps several values; add -m to run a multirun sweep")
-            if not o.is_discrete_sweep():
-                continue
-            values = list(o.sweep_string_iterator())
-        else:
-            values = [o.get_value_element_as_str()]
+        if o.is_sweep_override() and not multirun:
+            raise UserError(f"'{o.input_line}' sweeps several values; add -m to run a multirun sweep")
+        options = values(o)
+        if not options:
+            continue
         if key in _config.GROUPS:
-            for v in values:
+            for v in options:
                 _config.check_group_option(key, v)
         if key in ("hydra.run.dir", "hydra.sweep.dir"):
-            check_writable(key, values[0])
-        first.append(f"{o.get_key_element()}={values[0]}")
-    try:
-        with initialize_config_module("resexp.conf", version_base="1.3"):
-            cfg = compose("train", overrides=[o for o in first if not o.startswith("hydra.")])
-    except (HydraException, OmegaConfBaseException) as e:
-        raise UserError(" ".join(str(e).split("\n")[:2]).strip()) from None
+            check_writable(key, options[0])
+        first.append(f"{o.get_key_element()}={options[0]}")
+    cfg = compose_job(first)
     _config.validate(cfg)
 
 
