@@ -1,61 +1,153 @@
-"""`resexp bench`: training throughput of plain and residual nets on this machine's device."""
+"""`resexp bench`: the real training step of `resexp train` (batch gather and augmentation on the device,
+forward, backward, optimizer, sums, divergence flag, gradient norms, a log read every trainer.log_every
+steps) timed in each speed mode, with the hours the paper's CIFAR presets would take at that speed."""
 import argparse
+import json
+import sys
 import time
 
 import torch
-import torch.nn.functional as F
 from rich.table import Table
 
-from .models import build_model, count_parameters
+from .errors import UserError
+from .overrides import compose_job, sweep_jobs
+from .config import validate
 from .track.progress import console
-from .train.loop import pick_device
+
+# mode name -> trainer overrides. A mode is "<eager|graph|graph+compile>-<fp32|bf16>[-cl]" (cl: channels_last).
+ENGINES = {"eager": ["trainer.cuda_graph=false"], "graph": ["trainer.cuda_graph=true"],
+           "graph+compile": ["trainer.cuda_graph=true", "trainer.compile=true"],
+           "eager+compile": ["trainer.cuda_graph=false", "trainer.compile=true"]}
+PRESETS = ("cifar10_fig6", "cifar10_table6")
 
 
-def time_training(model, batch, steps, warmup_steps=3):
-    """Seconds per optimizer step (forward, backward, SGD step) on one fixed batch."""
-    x, y = batch
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+def mode_overrides(mode: str) -> list[str]:
+    engine, precision, *layout = mode.split("-")
+    if engine not in ENGINES or precision not in ("fp32", "bf16") or layout not in ([], ["cl"]):
+        raise UserError(f"mode {mode!r} is invalid; a mode is ENGINE-PRECISION[-cl] with ENGINE one of "
+                        f"{', '.join(ENGINES)} and PRECISION fp32 or bf16, e.g. graph-bf16-cl")
+    return [*ENGINES[engine], f"trainer.precision={precision}", f"trainer.channels_last={bool(layout)}".lower()]
 
-    def step():
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
 
-    for _ in range(warmup_steps):
-        step()
-    if x.is_cuda:
-        torch.cuda.synchronize()
+def default_modes(cuda: bool) -> list[str]:
+    engines = ("eager", "graph") if cuda else ("eager",)
+    return [f"{e}-{p}{cl}" for e in engines for p in ("fp32", "bf16") for cl in ("", "-cl")]
+
+
+def time_mode(cfg, steps: int, warmup_steps: int) -> tuple[float, float]:
+    """(seconds per step, peak GPU memory in GiB or 0) of `resexp train`'s step under `cfg`."""
+    from .train.loop import build_training
+    tr = build_training(cfg)
+    cuda = tr.device.type == "cuda"
+    order = torch.randperm(len(tr.data.train_y), device=tr.device)
+    log_every = cfg.trainer.log_every
+
+    def run(first, count):
+        for done in range(first, first + count):
+            tr.take_step(done, order)
+            if done % log_every == 0:
+                tr.read_log()
+                tr.step.since_log.zero_()
+            tr.schedule.step()
+        tr.read_log()  # waits for the device
+
+    run(1, warmup_steps)  # includes the eager steps before a graph capture, and compiling
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if x.is_cuda:
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+    run(warmup_steps + 1, steps)
+    seconds = (time.perf_counter() - start) / steps
+    return seconds, (torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0)
+
+
+def preset_jobs(preset: str) -> list[tuple[str, int, int]]:
+    """(model, depth, steps) of every job of an experiment preset, from its own sweep parameters."""
+    from hydra import compose, initialize_config_module
+    with initialize_config_module("resexp.conf", version_base="1.3"):
+        cfg = compose("train", overrides=[f"+experiment={preset}"], return_hydra_config=True)
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    jobs = []
+    for overrides in sweep_jobs(params):
+        job = compose_job([f"+experiment={preset}", *overrides])
+        jobs.append((job.model.name, job.depth, job.trainer.steps))
+    return jobs
+
+
+def project_hours(preset: str, seconds: dict) -> float | None:
+    """GPU-hours of a preset at the measured step times; depths not measured are interpolated (or
+    extrapolated) linearly in depth within their family, since a step's time grows with its layers."""
+    total = 0.0
+    for model, depth, steps in preset_jobs(preset):
+        measured = sorted((d, s) for (m, d), s in seconds.items() if m == model)
+        if len(measured) < 2 and depth not in dict(measured):
+            return None
+        if depth in dict(measured):
+            per_step = dict(measured)[depth]
+        else:
+            (d0, s0), (d1, s1) = measured[0], measured[-1]
+            per_step = max(s0 + (s1 - s0) * (depth - d0) / (d1 - d0), min(s for _, s in measured))
+        total += steps * per_step
+    return total / 3600
 
 
 def main(args) -> int:
     parser = argparse.ArgumentParser(prog="resexp bench", description=__doc__)
-    parser.add_argument("--models", default="plain,resnet", help="comma-separated families (default: plain,resnet)")
+    parser.add_argument("--models", default="plain,resnet", help="comma-separated model names (default: plain,resnet)")
     parser.add_argument("--depths", default="20,56,110", help="comma-separated depths (default: 20,56,110)")
+    parser.add_argument("--modes", default=None,
+                        help="comma-separated ENGINE-PRECISION[-cl] modes, ENGINE eager, graph, graph+compile or "
+                             "eager+compile (default: every eager and graph mode the device has)")
     parser.add_argument("--image-size", type=int, default=32, help="pixels per side (default: 32, CIFAR)")
     parser.add_argument("--batch-size", type=int, default=128, help="images per step (default: 128)")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per model (default: 10)")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per model and mode (default: 20)")
+    parser.add_argument("--warmup-steps", type=int, default=5, help="untimed steps first (default: 5)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE (- for stdout)")
     opts = parser.parse_args(args)
-    device = pick_device(opts.device)
-    torch.manual_seed(0)
-    batch = (torch.randn(opts.batch_size, 3, opts.image_size, opts.image_size, device=device),
-             torch.randint(0, 10, (opts.batch_size,), device=device))
-    table = Table(title=f"training throughput on {device} ({torch.get_num_threads()} threads), "
-                        f"batch {opts.batch_size}, {opts.image_size}x{opts.image_size}")
-    for column in ("model", "depth", "params", "ms/step", "images/s"):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for arch in opts.models.split(","):
-        for depth in map(int, opts.depths.split(",")):
-            model = build_model(arch, depth).to(device)
-            seconds = time_training(model, batch, opts.steps)
-            table.add_row(arch, str(depth), f"{count_parameters(model) / 1e6:.2f}M", f"{1000 * seconds:.1f}",
-                          f"{opts.batch_size / seconds:.0f}")
+    for name in ("image_size", "batch_size", "steps", "warmup_steps"):
+        if getattr(opts, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')}={getattr(opts, name)} is invalid; it must be a positive integer")
+    cuda = opts.device == "cuda" or (opts.device == "auto" and torch.cuda.is_available())
+    modes = opts.modes.split(",") if opts.modes else default_modes(cuda)
+    base = [f"device={opts.device}", "dataset=synthetic", f"dataset.image_size={opts.image_size}",
+            f"dataset.train_size={opts.batch_size * (opts.warmup_steps + opts.steps)}", "dataset.test_size=16",
+            f"trainer.batch_size={opts.batch_size}", "trainer.steps=1000000"]
+    jobs = [(model, depth, mode) for mode in modes for model in opts.models.split(",") for depth in opts.depths.split(",")]
+    configs = []
+    for model, depth, mode in jobs:  # every job is checked before the first one is timed
+        cfg = compose_job([*base, f"model={model}", f"depth={depth}", *mode_overrides(mode)])
+        validate(cfg)
+        configs.append(cfg)
+
+    device_name = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
+    results = []
+    for (model, depth, mode), cfg in zip(jobs, configs):
+        seconds, memory = time_mode(cfg, opts.steps, opts.warmup_steps)
+        results.append({"model": model, "depth": int(depth), "mode": mode, "ms_per_step": 1000 * seconds,
+                        "images_per_s": opts.batch_size / seconds, "peak_memory_gib": memory})
+    projections = {}
+    for mode in modes:
+        seconds = {(r["model"], r["depth"]): r["ms_per_step"] / 1000 for r in results if r["mode"] == mode}
+        projections[mode] = {p: project_hours(p, seconds) for p in PRESETS}
+
+    table = Table(title=f"training step on {device_name}", caption=f"batch {opts.batch_size}, "
+                  f"{opts.image_size}x{opts.image_size}; mode: engine-precision[-cl = channels_last]")
+    for column in ("mode", "model", "depth", "ms/step", "images/s", *(["peak GiB"] if cuda else [])):
+        table.add_column(column, justify="left" if column in ("mode", "model") else "right", no_wrap=True)
+    for r in results:
+        table.add_row(r["mode"], r["model"], str(r["depth"]), f"{r['ms_per_step']:.1f}", f"{r['images_per_s']:,.0f}",
+                      *([f"{r['peak_memory_gib']:.2f}"] if cuda else []))
     console.print(table)
+    hours = Table(title="hours the paper's presets would take here", caption="depths not measured: "
+                  "linear in depth through the shallowest and deepest measured")
+    for column in ("mode", *PRESETS):
+        hours.add_column(column, justify="left" if column == "mode" else "right", no_wrap=True)
+    for mode, by_preset in projections.items():
+        hours.add_row(mode, *(f"{h:.2f}" if h is not None else "-" for h in by_preset.values()))
+    console.print(hours)
+    if opts.json:
+        report = {"device": device_name, "batch_size": opts.batch_size, "image_size": opts.image_size,
+                  "results": results, "projected_hours": projections}
+        text = json.dumps(report, indent=2) + "\n"
+        sys.stdout.write(text) if opts.json == "-" else open(opts.json, "w").write(text)
     return 0

@@ -73,6 +73,7 @@ def validate(cfg) -> None:
         import torch
         if not torch.cuda.is_available():
             raise UserError("device=cuda but no CUDA GPU is visible; use device=auto or device=cpu")
+    _check_speed(cfg)
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise UserError(f"seed={cfg.seed!r} is invalid; it must be an integer")
     m = cfg.model
@@ -105,6 +106,25 @@ def validate(cfg) -> None:
             raise UserError("dataset.image_size must be >= 8 and dataset.num_classes >= 2")
     if not isinstance(d.augment.crop_padding, int) or d.augment.crop_padding < 0:
         raise UserError(f"dataset.augment.crop_padding={d.augment.crop_padding!r} is invalid; it must be an integer >= 0")
+
+
+SPEED_KEYS = {"trainer.precision": ("auto", "fp32", "bf16"), "trainer.channels_last": ("auto", True, False, "on", "off"),
+              "trainer.cuda_graph": ("auto", True, False, "on", "off"), "trainer.compile": (True, False),
+              "deterministic": (True, False)}
+
+
+def _check_speed(cfg) -> None:
+    """The precision, layout, graph, compile and determinism switches (YAML's on/off read as true/false)."""
+    for key, allowed in SPEED_KEYS.items():
+        value = OmegaConf.select(cfg, key)
+        if not any(value is a or (isinstance(a, str) and value == a) for a in allowed):
+            names = ", ".join(str(a).lower() for a in allowed)
+            raise UserError(f"{key}={value!r} is invalid; choose one of: {names}")
+    if cfg.trainer.cuda_graph in (True, "on"):
+        import torch
+        if cfg.device == "cpu" or not torch.cuda.is_available():
+            raise UserError("trainer.cuda_graph=true needs a CUDA GPU and none is in use here; "
+                            "use trainer.cuda_graph=auto or false")
 
 
 MILESTONE_UNITS = {"fraction": "a fraction of training between 0 and 1", "step": "a positive iteration number",

@@ -126,13 +126,3 @@ def test_existing_run_directory_is_never_overwritten(tmp_path, resexp_cli):
     assert "already holds a different run (seed=0, not 5)" in again.stderr
     after = {p.name: p.read_bytes() for p in (tmp_path / "runs/fixed").iterdir() if p.is_file()}
     assert after == before
-
-
-def test_bench_prints_throughput_per_model(capsys):
-    assert main(["bench", "--depths", "8,14", "--steps", "1", "--image-size", "8", "--batch-size", "4",
-                 "--device", "cpu"]) == 0
-    out = capsys.readouterr().out
-    assert "training throughput on cpu" in out
-    for model, depth in (("plain", 8), ("plain", 14), ("resnet", 8), ("resnet", 14)):
-        assert any(line.split("│")[1:3] == [f" {model} ", f" {depth} "] or (model in line and f" {depth} " in line)
-                   for line in out.splitlines())

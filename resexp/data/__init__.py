@@ -34,8 +34,9 @@ class Data:
     def normalize(self, x):
         return (x.float() - self.mean) / self.std
 
-    def train_batch(self, index, generator):
-        """The training images at `index`, augmented and normalized."""
+    def train_batch(self, index, generator=None):
+        """The training images at `index`, augmented and normalized; the random crop and flip draw from
+        `generator`, by default the device's default generator (which a CUDA graph can capture)."""
         x = self.normalize(self.train_x[index])
         if self.crop_padding:
             x = random_crop(x, self.crop_padding, generator)

@@ -1,20 +1,24 @@
 """The training loop: one plain function, top to bottom."""
 import math
+import os
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from ..data import load_dataset
+from ..errors import UserError
 from ..models import count_parameters, model_from_config
 from ..paper import reference
-from ..track.gradnorms import GradNorms
 from ..track.logger import RunLogger
 from ..track.progress import training_progress
 from ..track.responses import write_responses
 from .checkpoint import checkpoint_paths, load_checkpoint, restore, save_checkpoint
 from .optim import make_optimizer, make_schedule
+from .step import GraphedStep, TrainStep, autocast
 from .warmup import WarmUp
 
 
@@ -41,45 +45,121 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def speed_modes(t, device: torch.device) -> dict:
+    """trainer.precision / channels_last / cuda_graph with `auto` resolved for this device: on CUDA bf16,
+    channels_last and the graph; on the CPU fp32 and channels_last (measured on 2 cores: see README)."""
+    cuda = device.type == "cuda"
+
+    def pick(value, on_cuda, on_cpu):
+        value = {"on": True, "off": False}.get(value, value)  # as typed on the command line
+        return (on_cuda if cuda else on_cpu) if value == "auto" else value
+
+    return {"precision": pick(t.precision, "bf16", "fp32"), "channels_last": bool(pick(t.channels_last, True, True)),
+            "cuda_graph": bool(pick(t.cuda_graph, True, False)) and cuda, "compile": bool(t.compile)}
+
+
+def set_determinism(deterministic: bool, device: torch.device) -> None:
+    """`deterministic=true`: bit-identical runs (and resumes) on a GPU too, at the cost of cudnn's fastest
+    algorithms. Otherwise cudnn.benchmark picks the fastest convolution algorithm for each shape."""
+    if deterministic and device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS' condition for reproducibility
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+
+
 @torch.no_grad()
-def evaluate(model, data, batch_size, split="test"):
-    """(error %, mean loss) on the test (or val) split; one host sync."""
+def evaluate(model, data, batch_size, split="test", precision="fp32", channels_last=False):
+    """(error %, mean loss) on the test (or val) split, in large batches without autograd; one host sync."""
     images, labels = getattr(data, f"{split}_x"), getattr(data, f"{split}_y")
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.eval()
     totals = torch.zeros(2, device=images.device)
     for start in range(0, len(labels), batch_size):
-        x = data.normalize(images[start:start + batch_size])
+        x = data.normalize(images[start:start + batch_size]).contiguous(memory_format=memory_format)
         y = labels[start:start + batch_size]
-        out = model(x)
+        with autocast(x.device, precision):
+            out = model(x).float()
         totals += torch.stack([F.cross_entropy(out, y, reduction="sum"), (out.argmax(1) != y).sum()])
     model.train()
     loss_sum, errors = (totals / len(labels)).tolist()
     return 100 * errors, loss_sum
 
 
+@dataclass
+class Training:
+    """What one run trains with, built from its config: shared by `resexp train` and `resexp bench`."""
+    device: torch.device
+    data: object
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: object
+    warmup: WarmUp
+    step: TrainStep
+    run_step: object         # the step as it is called: the TrainStep itself, or its CUDA graph
+    modes: dict
+    steps_per_epoch: int
+    total_steps: int
+
+    def take_step(self, done: int, order: torch.Tensor) -> None:
+        """Training step `done` (1-based): its batch of this epoch's `order`, the step, the warm-up's count."""
+        batch, size = (done - 1) % self.steps_per_epoch, len(self.step.index)
+        self.step.index.copy_(order[batch * size:(batch + 1) * size])
+        self.run_step()
+        self.warmup.observe(done, self.step.last[1], self.step.last[2])
+
+    def read_log(self) -> tuple:
+        """One host sync: (sums since the last log, first exploded step or -1, lr, each layer's gradient
+        norm)."""
+        step = self.step
+        values = torch.cat([step.since_log, step.first_bad[None], self.optimizer.param_groups[0]["lr"].reshape(1),
+                            step.norms]).tolist()
+        return values[:3], values[3], values[4], values[5:]
+
+
+def build_training(cfg, data=None) -> Training:
+    """Seed, data on the device, model, optimizer with its lr as a device tensor, schedule and step."""
+    device = pick_device(cfg.device)
+    set_determinism(cfg.deterministic, device)
+    torch.manual_seed(cfg.seed)
+    data = data or load_dataset(cfg.dataset, device)
+    t = cfg.trainer
+    modes = speed_modes(t, device)
+    n_train = len(data.train_y)
+    if t.batch_size > n_train:
+        raise UserError(f"trainer.batch_size={t.batch_size} is larger than the training split ({n_train} images); "
+                        f"choose at most {n_train}")
+    model = model_from_config(cfg.model, cfg.depth, data.num_classes, data.in_channels).to(device)
+    if modes["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(cfg.optimizer, model.parameters(), device)
+    steps_per_epoch = n_train // t.batch_size  # the last partial batch of an epoch is dropped: one static shape
+    total_steps = t.steps or t.epochs * steps_per_epoch
+    warmup = WarmUp.from_config(cfg.warmup, cfg.depth, cfg.optimizer.lr)
+    schedule = make_schedule(cfg.schedule, optimizer, total_steps, steps_per_epoch, warmup)
+    step = TrainStep(model, optimizer, data, t.batch_size, precision=modes["precision"],
+                     channels_last=modes["channels_last"], divergence_loss=t.divergence_loss, compile=modes["compile"])
+    run_step = GraphedStep(step, fallback=t.cuda_graph == "auto") if modes["cuda_graph"] else step
+    return Training(device, data, model, optimizer, schedule, warmup, step, run_step, modes, steps_per_epoch,
+                    total_steps)
+
+
 def train(cfg, run_dir: Path, stop=()) -> dict:
     """Train one model as `cfg` says, logging into `run_dir` and continuing from its latest
     checkpoint if it has one; returns the run's final numbers. `stop` turns true on a signal."""
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    data = load_dataset(cfg.dataset, device)
-    model = model_from_config(cfg.model, cfg.depth, data.num_classes, data.in_channels).to(device)
-    optimizer = make_optimizer(cfg.optimizer, model.parameters())
+    tr = build_training(cfg)
+    device, data, model, optimizer, schedule, warmup, step = (tr.device, tr.data, tr.model, tr.optimizer,
+                                                              tr.schedule, tr.warmup, tr.step)
     t = cfg.trainer
-    n_train = len(data.train_y)
-    steps_per_epoch = math.ceil(n_train / t.batch_size)
-    total_steps = t.steps or t.epochs * steps_per_epoch
+    n_train, steps_per_epoch, total_steps = len(data.train_y), tr.steps_per_epoch, tr.total_steps
     eval_every = t.eval_every or steps_per_epoch
     checkpoint_every = t.checkpoint_every * steps_per_epoch
-    warmup = WarmUp.from_config(cfg.warmup, cfg.depth, cfg.optimizer.lr)
-    schedule = make_schedule(cfg.schedule, optimizer, total_steps, steps_per_epoch, warmup)
-    grad_norms = GradNorms(model)
-    generator = torch.Generator(device).manual_seed(cfg.seed)
+    evaluate_split = partial(evaluate, model, data, t.eval_batch_size, precision=tr.modes["precision"],
+                             channels_last=tr.modes["channels_last"])
+    generator = torch.Generator(device).manual_seed(cfg.seed)  # the data order
 
-    # Everything besides model, optimizer and schedule that a resumed run needs to continue exactly.
-    # Sums since the last log / evaluation: [loss * images, wrong predictions, images], on the device.
-    s = {"step": 0, "order": None, "since_log": torch.zeros(3, device=device),
-         "since_eval": torch.zeros(3, device=device), "best_test_error": math.inf, "row": None, "elapsed": 0.0}
+    # Everything besides model, optimizer, schedule and step sums that a resumed run needs to continue exactly.
+    s = {"step": 0, "order": None, "best_test_error": math.inf, "row": None, "elapsed": 0.0}
     if checkpoint_paths(run_dir):
         path = checkpoint_paths(run_dir)[-1]
         saved = load_checkpoint(path, device)
@@ -91,70 +171,55 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
         torch.set_rng_state(saved.pop("torch_rng").cpu())
         if "cuda_rng" in saved:
             torch.cuda.set_rng_state_all([state.cpu() for state in saved.pop("cuda_rng")])
+        step.load_state_dict({k: saved.pop(k) for k in ("since_log", "since_eval")}, saved["step"])
         s.update(saved)
 
     def checkpoint():
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "schedule": schedule.state_dict(), "warmup": warmup.state_dict(), "generator": generator.get_state(),
-                 "torch_rng": torch.get_rng_state(), **s, "elapsed": s["elapsed"] + time.perf_counter() - start}
+                 "torch_rng": torch.get_rng_state(), **s, **step.state_dict(),
+                 "elapsed": s["elapsed"] + time.perf_counter() - start}
         if device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         save_checkpoint(run_dir, state, t.keep_checkpoints)
 
     logger = RunLogger(run_dir, resume_step=s["step"])
-    first_bad = torch.full((1,), -1.0, device=device)  # first step whose loss exploded, or -1
     start = last_log_time = time.perf_counter()
     images_since_log = 0
     with logger, training_progress() as progress:
         task = progress.add_task(f"{cfg.model.name}-{cfg.depth}", total=total_steps, completed=s["step"],
                                  epoch=f"{s['step'] / steps_per_epoch:.1f}", loss="-", error="-", speed="-")
-        for step in range(s["step"], total_steps):
-            batch = step % steps_per_epoch
-            if batch == 0 or s["order"] is None:
+        for done in range(s["step"] + 1, total_steps + 1):
+            if (done - 1) % steps_per_epoch == 0 or s["order"] is None:
                 s["order"] = torch.randperm(n_train, device=device, generator=generator)
-            x, y = data.train_batch(s["order"][batch * t.batch_size:(batch + 1) * t.batch_size], generator)
-            out = model(x)
-            loss = F.cross_entropy(out, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            done = step + 1
-            sums = torch.stack([loss.detach() * len(y), (out.detach().argmax(1) != y).sum(),
-                                torch.tensor(len(y), device=device)])
-            s["since_log"] += sums
-            s["since_eval"] += sums
-            warmup.observe(done, sums[1], sums[2])
-            exploded = ~(loss.detach() <= t.divergence_loss)  # NaN compares false, so it counts too
-            first_bad = torch.where((first_bad < 0) & exploded, done, first_bad)
-            images_since_log += len(y)
+            tr.take_step(done, s["order"])
+            images_since_log += t.batch_size
             log_now, eval_now = done % t.log_every == 0, done % eval_every == 0
             if log_now or eval_now or done == total_steps:
-                norms = grad_norms.compute()
-                *totals, bad, norms_finite = torch.cat([s["since_log"], first_bad,
-                                                        torch.isfinite(norms).all()[None]]).tolist()
-                if bad >= 0 or not norms_finite:
+                totals, bad, lr_now, norms = tr.read_log()
+                if bad >= 0 or not all(map(math.isfinite, norms)):
                     raise Diverged(int(bad) if bad >= 0 else done, s["row"])
                 loss_sum, wrong, seen = totals
                 now = time.perf_counter()
                 speed = images_since_log / (now - last_log_time)
-                logger.scalars(done, {"lr": optimizer.param_groups[0]["lr"], "throughput/images_per_s": speed,
-                                      **dict(zip(grad_norms.tags, norms.tolist()))})
+                logger.scalars(done, {"lr": lr_now, "throughput/images_per_s": speed,
+                                      **dict(zip(step.grad_norms.tags, norms))})
                 progress.update(task, loss=f"{loss_sum / seen:.3f}", error=f"{100 * wrong / seen:.1f}%",
                                 speed=f"{speed:.0f}")
-                s["since_log"].zero_()
+                step.since_log.zero_()
                 images_since_log, last_log_time = 0, now
-            optimizer.step()
             schedule.step()
             progress.update(task, advance=1, epoch=f"{done / steps_per_epoch:.1f}")
             if eval_now or done == total_steps:
-                test_error, test_loss = evaluate(model, data, t.eval_batch_size)
-                loss_sum, wrong, seen = s["since_eval"].tolist()
-                s["since_eval"].zero_()
+                test_error, test_loss = evaluate_split()
+                loss_sum, wrong, seen = step.since_eval.tolist()
+                step.since_eval.zero_()
                 s["row"] = {"step": done, "epoch": done / steps_per_epoch,
                             "train_error": 100 * wrong / seen, "train_loss": loss_sum / seen,
-                            "test_error": test_error, "test_loss": test_loss, "lr": optimizer.param_groups[0]["lr"],
+                            "test_error": test_error, "test_loss": test_loss, "lr": float(optimizer.param_groups[0]["lr"]),
                             "time": s["elapsed"] + time.perf_counter() - start}
                 if data.val_y is not None:
-                    s["row"]["val_error"], s["row"]["val_loss"] = evaluate(model, data, t.eval_batch_size, "val")
+                    s["row"]["val_error"], s["row"]["val_loss"] = evaluate_split("val")
                 logger.evaluation(s["row"])
                 s["best_test_error"] = min(s["best_test_error"], test_error)
             s["step"] = done

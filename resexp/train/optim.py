@@ -4,12 +4,15 @@ import math
 import torch
 
 
-def make_optimizer(cfg, params):
+def make_optimizer(cfg, params, device="cpu"):
+    """The fused (one kernel per step) optimizer with its lr as a device tensor: the schedule writes the
+    tensor in place, so a captured CUDA graph of the step reads each new lr without a re-capture."""
+    lr = torch.tensor(float(cfg.lr), device=device)
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               nesterov=cfg.nesterov, fused=True)
     if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, fused=True)
     raise ValueError(f"unknown optimizer {cfg.name!r}")
 
 

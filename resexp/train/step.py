@@ -1,0 +1,127 @@
+"""The training step: one function of device tensors, called as it is (eager) or captured once and
+replayed as a single CUDA graph. Both paths run this same code, so the CPU tests exercise it."""
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+from ..track.gradnorms import GradNorms
+from ..track.progress import err_console
+
+DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast (fp32 weights and optimizer state), or nothing for fp32. The weight-cast cache is
+    off: a captured graph must recompute the casts from the updated fp32 weights on every replay."""
+    if DTYPES[precision] is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=DTYPES[precision], cache_enabled=False)
+
+
+class TrainStep:
+    """Forward, backward and optimizer step on the batch at `self.index`, plus the bookkeeping the loop
+    reads at log points, all as in-place writes to tensors with fixed addresses (what a graph needs):
+
+    - `since_log`, `since_eval`, `last`: sums [loss x images, wrong predictions, images]
+    - `norms`: each conv/linear weight's gradient L2 norm (GradNorms' order)
+    - `first_bad`: the first step whose loss was non-finite or above `divergence_loss`, else -1
+    - `count`: steps taken
+
+    Augmentation draws from the device's default generator (graph-safe); the lr is a device tensor in
+    the optimizer's param groups, written by the schedule between steps, so it never needs a re-capture.
+    """
+
+    def __init__(self, model, optimizer, data, batch_size: int, *, precision="fp32", channels_last=False,
+                 divergence_loss=1e4, compile=False):
+        device = data.train_y.device
+        self.model, self.optimizer, self.data = model, optimizer, data
+        self.forward = torch.compile(model) if compile else model
+        self.precision = precision
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.divergence_loss = divergence_loss
+        self.grad_norms = GradNorms(model)
+        zeros = lambda *shape: torch.zeros(*shape, device=device)  # noqa: E731
+        self.index = torch.zeros(batch_size, dtype=torch.long, device=device)
+        self.images = torch.full((), float(batch_size), device=device)
+        self.count, self.first_bad = zeros(()), torch.full((), -1.0, device=device)
+        self.last, self.since_log, self.since_eval = zeros(3), zeros(3), zeros(3)
+        self.norms = zeros(len(self.grad_norms.weights))
+
+    def __call__(self) -> None:
+        x, y = self.data.train_batch(self.index)
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(x.device, self.precision):
+            out = self.forward(x.contiguous(memory_format=self.memory_format))
+        loss = F.cross_entropy(out.float(), y)
+        loss.backward()
+        with torch.no_grad():
+            self.norms.copy_(self.grad_norms.compute())
+            loss = loss.detach()
+            self.last.copy_(torch.stack([loss * self.images, (out.argmax(1) != y).sum().float(), self.images]))
+            self.since_log += self.last
+            self.since_eval += self.last
+            self.count += 1
+            exploded = ~(loss <= self.divergence_loss)  # NaN compares false, so it counts too
+            self.first_bad.copy_(torch.where((self.first_bad < 0) & exploded, self.count, self.first_bad))
+        self.optimizer.step()
+
+    def state_dict(self) -> dict:
+        return {"since_log": self.since_log.clone(), "since_eval": self.since_eval.clone()}
+
+    def load_state_dict(self, state: dict, step: int) -> None:
+        """Copies into the existing tensors: a graph captured later must see the same addresses."""
+        self.since_log.copy_(state["since_log"])
+        self.since_eval.copy_(state["since_eval"])
+        self.count.fill_(step)
+
+
+class GraphedStep:
+    """Runs a TrainStep as one CUDA graph: `eager_steps` real steps first (on a side stream, as CUDA
+    graph capture needs: lazy initialisation, cudnn's algorithm search and the optimizer's momentum
+    buffers happen there), then one capture, then a replay per call. Replays launch one graph instead of
+    ~1000 kernels, which is what a small net on a big GPU is bound by.
+
+    With `fallback`, a capture that fails prints one line and the run continues eagerly. `cuda` is the
+    torch.cuda module (a stand-in in the CPU tests)."""
+
+    def __init__(self, step: TrainStep, eager_steps: int = 3, fallback: bool = False, cuda=torch.cuda):
+        self.step, self.eager_left, self.fallback, self.cuda = step, eager_steps, fallback, cuda
+        self.graph, self.eager = None, False
+
+    def __call__(self) -> None:
+        if self.graph is not None:
+            self.graph.replay()
+        elif self.eager:
+            self.step()
+        elif self.eager_left > 0:
+            self.eager_left -= 1
+            self._on_side_stream()
+        else:
+            self._capture()
+
+    def _on_side_stream(self) -> None:
+        side = self.cuda.Stream()
+        side.wait_stream(self.cuda.current_stream())
+        with self.cuda.stream(side):
+            self.step()
+        self.cuda.current_stream().wait_stream(side)
+
+    def _capture(self) -> None:
+        graph = self.cuda.CUDAGraph()
+        self.step.optimizer.zero_grad(set_to_none=True)  # gradients are allocated inside the graph's pool
+        try:
+            with self.cuda.graph(graph):
+                self.step()
+        except Exception as e:
+            if not self.fallback:
+                raise
+            err_console.print(f"[yellow]warning:[/] CUDA graph capture failed ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:100]}); training eagerly (trainer.cuda_graph=false "
+                              "skips the attempt)", highlight=False, soft_wrap=True)
+            self.step.optimizer.zero_grad(set_to_none=True)
+            self.eager = True
+            self.step()
+            return
+        self.graph = graph
+        graph.replay()  # a capture records the step without running it

@@ -1,0 +1,182 @@
+"""Speed switches (precision, channels_last, CUDA graph, compile, determinism) and `resexp bench`.
+
+No GPU here: the CUDA-graph runner is checked with a stand-in graph that records the step at capture
+and calls it at replay, so the control flow around the shared TrainStep is what is tested."""
+import contextlib
+import json
+import math
+
+import pytest
+import torch
+
+from resexp.cli import main
+from resexp.train.loop import build_training, speed_modes, train
+from resexp.train.step import GraphedStep
+
+
+def final(result):
+    return {k: v for k, v in result.items() if k != "wall_time"}
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("trainer.precision=fp16", "trainer.precision='fp16' is invalid; choose one of: auto, fp32, bf16"),
+    ("trainer.channels_last=maybe", "trainer.channels_last='maybe' is invalid; choose one of: auto, true, false, on, off"),
+    ("trainer.cuda_graph=sometimes", "trainer.cuda_graph='sometimes' is invalid; choose one of: auto, true, false, on, off"),
+    ("trainer.cuda_graph=true", "trainer.cuda_graph=true needs a CUDA GPU"),
+    ("trainer.cuda_graph=on", "trainer.cuda_graph=true needs a CUDA GPU"),
+    ("trainer.compile=auto", "trainer.compile='auto' is invalid; choose one of: true, false"),
+    ("deterministic=2", "deterministic=2 is invalid; choose one of: true, false"),
+])
+def test_speed_keys_are_validated_as_one_line(override, expected, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "device=cpu", override]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_auto_modes_per_device(compose_cfg):
+    t = compose_cfg().trainer
+    assert speed_modes(t, torch.device("cpu")) == {"precision": "fp32", "channels_last": True, "cuda_graph": False,
+                                                    "compile": False}
+    assert speed_modes(t, torch.device("cuda")) == {"precision": "bf16", "channels_last": True, "cuda_graph": True,
+                                                     "compile": False}
+    for off in ("off", "false"):  # on/off as typed, true/false as YAML reads them
+        modes = speed_modes(compose_cfg(f"trainer.cuda_graph={off}", f"trainer.channels_last={off}").trainer,
+                            torch.device("cuda"))
+        assert modes["cuda_graph"] is False and modes["channels_last"] is False
+
+
+def test_channels_last_and_determinism_give_the_fp32_run(compose_cfg, tmp_path):
+    base = final(train(compose_cfg("trainer.channels_last=false"), tmp_path / "a"))
+    nhwc = final(train(compose_cfg("trainer.channels_last=true"), tmp_path / "b"))
+    assert nhwc.keys() == base.keys()
+    for key in ("final_test_error", "final_train_error"):
+        assert nhwc[key] == pytest.approx(base[key], abs=1.0)  # a different summation order, same run
+    exact = final(train(compose_cfg("trainer.channels_last=false", "deterministic=true"), tmp_path / "c"))
+    assert exact == base  # the CPU is deterministic either way
+
+
+def test_bf16_trains_close_to_fp32(compose_cfg, tmp_path):
+    cfg = ["trainer.channels_last=false", "trainer.epochs=2", "trainer.eval_every=4"]
+    fp32 = train(compose_cfg(*cfg, "trainer.precision=fp32"), tmp_path / "a")
+    bf16 = train(compose_cfg(*cfg, "trainer.precision=bf16"), tmp_path / "b")
+    rows = [[json.loads(line) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()] for d in "ab"]
+    for a, b in zip(*rows):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=0.05)  # bf16 keeps ~3 significant digits
+    assert bf16["steps"] == fp32["steps"] == 8
+
+
+def test_the_last_partial_batch_is_dropped(compose_cfg):
+    tr = build_training(compose_cfg("dataset.train_size=250"))  # 250 // 64 = 3 full batches
+    assert tr.steps_per_epoch == 3 and tr.total_steps == 3
+
+
+def test_a_batch_larger_than_the_training_split_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "device=cpu", "dataset.train_size=100", "trainer.batch_size=128"]) == 2
+    assert "trainer.batch_size=128 is larger than the training split (100 images)" in capsys.readouterr().err
+
+
+class FakeCuda:
+    """torch.cuda's graph API on the CPU. As on a GPU, a capture records the step without running it
+    (RecordingStep below), and each replay runs what was recorded."""
+
+    class CUDAGraph:
+        recorded = None
+
+        def replay(self):
+            self.recorded()
+
+    class Stream:
+        def wait_stream(self, other):
+            pass
+
+    def __init__(self, fail=False):
+        self.fail, self.capturing, self.captures = fail, None, 0
+
+    @contextlib.contextmanager
+    def graph(self, graph):
+        if self.fail:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        self.capturing, self.captures = graph, self.captures + 1
+        try:
+            yield
+        finally:
+            self.capturing = None
+
+    def current_stream(self):
+        return self.Stream()
+
+    def stream(self, side):
+        return contextlib.nullcontext()
+
+
+class RecordingStep:
+    def __init__(self, step, cuda):
+        self.step, self.cuda, self.optimizer = step, cuda, step.optimizer
+
+    def __call__(self):
+        if self.cuda.capturing:
+            self.cuda.capturing.recorded = self.step
+        else:
+            self.step()
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_graphed_step_equals_the_eager_step(compose_cfg, capsys, fail):
+    cfg = compose_cfg("trainer.epochs=3", "trainer.channels_last=false")
+    eager, graphed = build_training(cfg), build_training(cfg)
+    cuda = FakeCuda(fail)
+    runner = GraphedStep(RecordingStep(graphed.step, cuda), eager_steps=3, fallback=True, cuda=cuda)
+    graphed.run_step = runner
+    for tr in (eager, graphed):
+        order = torch.randperm(len(tr.data.train_y), generator=torch.Generator().manual_seed(0))
+        torch.manual_seed(1)  # the augmentation's generator
+        for done in range(1, 9):
+            tr.take_step(done, order)
+            tr.schedule.step()
+    assert cuda.captures == (0 if fail else 1)  # captured once, after 3 eager steps, then replayed
+    assert (runner.graph is None) == fail and runner.eager == fail
+    assert ("CUDA graph capture failed" in capsys.readouterr().err) == fail
+    for a, b in zip(eager.model.parameters(), graphed.model.parameters()):
+        assert torch.equal(a, b)
+    assert torch.equal(eager.step.since_log, graphed.step.since_log) and graphed.step.count.item() == 8
+    assert eager.read_log() == graphed.read_log()
+
+
+def test_divergence_flag_records_the_first_bad_step(compose_cfg):
+    tr = build_training(compose_cfg("trainer.divergence_loss=1e-9"))  # every loss is "exploding"
+    order = torch.arange(len(tr.data.train_y))
+    for done in (1, 2):
+        tr.take_step(done, order)
+    _, bad, lr, norms = tr.read_log()
+    assert bad == 1 and lr == pytest.approx(0.1) and all(math.isfinite(n) for n in norms)
+
+
+def test_bench_times_each_mode_and_projects_the_presets(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--depths", "8,14", "--steps", "1", "--warmup-steps", "1", "--image-size", "8",
+                 "--batch-size", "4", "--device", "cpu", "--modes", "eager-fp32,eager-fp32-cl",
+                 "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    rows = {(r["model"], r["depth"], r["mode"]) for r in report["results"]}
+    assert rows == {(m, d, mode) for m in ("plain", "resnet") for d in (8, 14) for mode in ("eager-fp32", "eager-fp32-cl")}
+    assert all(r["images_per_s"] > 0 and r["ms_per_step"] > 0 for r in report["results"])
+    for mode in ("eager-fp32", "eager-fp32-cl"):
+        assert report["projected_hours"][mode]["cifar10_fig6"] > 0  # 9 nets x 64k steps
+        assert report["projected_hours"][mode]["cifar10_table6"] > 0  # up to ResNet-1202
+    text = capsys.readouterr().out
+    assert "eager-fp32-cl" in text and "cifar10_fig6" in text
+
+
+def test_bench_refuses_a_bad_mode(capsys):
+    assert main(["bench", "--modes", "turbo-fp32"]) == 2
+    assert "mode 'turbo-fp32' is invalid" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compile_trains_like_eager(compose_cfg, tmp_path):
+    eager = final(train(compose_cfg("trainer.channels_last=false"), tmp_path / "a"))
+    compiled = final(train(compose_cfg("trainer.channels_last=false", "trainer.compile=true"), tmp_path / "b"))
+    assert compiled["final_train_error"] == pytest.approx(eager["final_train_error"], abs=2.0)
