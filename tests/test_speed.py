@@ -26,10 +26,11 @@ def final(result):
     ("trainer.cuda_graph=on", "trainer.cuda_graph=true needs a CUDA GPU"),
     ("trainer.compile=auto", "trainer.compile='auto' is invalid; choose one of: true, false"),
     ("deterministic=2", "deterministic=2 is invalid; choose one of: true, false"),
+    ("trainer.channels_last=true model.width=4", "trainer.channels_last=true with model.width=4 crashes torch's CPU"),
 ])
 def test_speed_keys_are_validated_as_one_line(override, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "device=cpu", override]) == 2
+    assert main(["train", "device=cpu", *override.split()]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expected in err
     assert not (tmp_path / "runs").exists()
@@ -37,7 +38,7 @@ def test_speed_keys_are_validated_as_one_line(override, expected, tmp_path, monk
 
 def test_auto_modes_per_device(compose_cfg):
     t = compose_cfg().trainer
-    assert speed_modes(t, torch.device("cpu")) == {"precision": "fp32", "channels_last": True, "cuda_graph": False,
+    assert speed_modes(t, torch.device("cpu")) == {"precision": "fp32", "channels_last": False, "cuda_graph": False,
                                                     "compile": False}
     assert speed_modes(t, torch.device("cuda")) == {"precision": "bf16", "channels_last": True, "cuda_graph": True,
                                                      "compile": False}
