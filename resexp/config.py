@@ -5,6 +5,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from . import names  # noqa: F401  (registers the run-name resolvers before Hydra composes anything)
 from .errors import UserError
 from .track.status import CONFIG_FILE
 from .models import check_model_args
@@ -12,15 +13,6 @@ from .models.init import INITS
 
 GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment")
 DEVICES = ("auto", "cpu", "cuda")
-
-
-def run_tag(name, depth, shortcut) -> str:
-    """Run directory label: model and depth, plus the shortcut for families that have one."""
-    return f"{name}{depth}" if "plain" in str(name) else f"{name}{depth}-{shortcut}"
-
-
-if not OmegaConf.has_resolver("run_tag"):
-    OmegaConf.register_new_resolver("run_tag", run_tag)
 
 
 def split_net(net: str) -> tuple[str, int]:
