@@ -82,7 +82,7 @@ def precheck(overrides, multirun: bool) -> list[str]:
         raise UserError(_failure_message(failures, jobs, differ))
     keys = dict.fromkeys(line.partition("=")[0].lstrip("+~") for job in jobs for line in job)
     same = [k for k in keys if k not in differ and not k.startswith("hydra")]
-    exclude = [*base.hydra.job.config.override_dirname.exclude_keys, *same]
+    exclude = [*(k for k in base.hydra.job.config.override_dirname.exclude_keys if k not in differ), *same]
     return [f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]"]
 
 

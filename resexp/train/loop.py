@@ -138,6 +138,7 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
                 speed = images_since_log / (now - last_log_time)
                 logger.scalars(done, {"lr": optimizer.param_groups[0]["lr"], "throughput/images_per_s": speed,
                                       **dict(zip(grad_norms.tags, norms.tolist()))})
+                logger.gradient_profile(done, grad_norms.tags, norms, t.profile_every)
                 progress.update(task, loss=f"{loss_sum / seen:.3f}", error=f"{100 * wrong / seen:.1f}%",
                                 speed=f"{speed:.0f}")
                 s["since_log"].zero_()
