@@ -186,3 +186,19 @@ def test_resexp_has_no_import_cycle():
         if m not in state:
             visit(m, [])
     assert "resexp.report.runs" in graph["resexp.track.summary"]  # the summary uses the report's table
+
+
+def test_paper_column_only_beside_runs_on_the_references_dataset():
+    from resexp.report.tables import display_rows
+
+    def run(name, dataset, **status):
+        return {"run": name, "status": "finished", "dir": Path(name), "family": "resnet-A", "depth": 20,
+                "config": {"dataset.name": dataset, "model.name": "resnet", "depth": 20},
+                "final_test_error": 9.0, "final_train_error": 1.0, **status}
+    cifar = run("0_resnet20-A", "cifar10", paper_test_error=8.75, paper_dataset="cifar10")
+    other = run("1_resnet20-A", "fashion_mnist", paper_test_error=8.75, paper_dataset="cifar10")
+    headers, rows = display_rows([other])
+    assert "paper %" not in headers
+    headers, rows = display_rows([cifar, {**other, "depth": 32, "config": {**other["config"], "depth": 32}}])
+    paper = headers.index("paper %")
+    assert [r[paper] for r in rows] == ["8.75", "-"]
