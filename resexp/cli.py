@@ -5,7 +5,7 @@ from pathlib import Path
 
 import hydra
 
-from . import config as _config  # registers the run_tag resolver before Hydra composes anything
+from . import config as _config  # registers the run-name resolvers before Hydra composes anything
 from .errors import UserError, debug_enabled
 from .overrides import compose_job, hydra_initialized, parse, sweep_jobs, values
 from .track.summary import SweepSummary
@@ -89,7 +89,7 @@ def precheck(overrides, multirun: bool) -> list[str]:
 def _with_preset_sweep(overrides, params) -> list[str]:
     """The sweep as Hydra's basic sweeper runs it: an experiment preset's `hydra.sweeper.params` first,
     a command-line override of the same key replacing the preset's values in place."""
-    merged = {f"{k}": f"{k}={v}" for k, v in (params or {}).items()}
+    merged = {str(k): f"{k}={v}" for k, v in (params or {}).items()}
     for line in overrides:
         merged[line.partition("=")[0]] = line
     return list(merged.values())

@@ -185,17 +185,23 @@ RANGES = {
     "warmup.window": _integer(1), "warmup.min_depth": _integer(0),
 }
 NULLABLE = ("dataset.num_classes", "trainer.steps", "trainer.eval_every", "trainer.profile_every", "warmup.lr")
-_ABSENT = object()
+
+
+def _flat(tree, prefix="") -> dict:
+    """{'optimizer.betas.0': 0.9, ...}: every leaf of a plain config, list items by index."""
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else None
+    if items is None:
+        return {prefix[:-1]: tree}
+    return {k: v for key, value in items for k, v in _flat(value, f"{prefix}{key}.").items()}
 
 
 def check_ranges(cfg) -> None:
     """Each RANGES key in range, and a validation split that leaves training images."""
+    values = _flat(OmegaConf.to_container(cfg, resolve=True))  # one pass: far cheaper than a select per key
     for key, (ok, allowed) in RANGES.items():
-        value = OmegaConf.select(cfg, key, default=_ABSENT)
-        if value is _ABSENT or (value is None and key in NULLABLE) or ok(value):
+        if key not in values or (values[key] is None and key in NULLABLE) or ok(values[key]):
             continue
-        shown = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-        raise UserError(f"{key}={shown!r} is invalid; it must be {allowed}")
+        raise UserError(f"{key}={values[key]!r} is invalid; it must be {allowed}")
     d = cfg.dataset
     if "train_size" in d and d.val_size >= d.train_size:
         raise UserError(f"dataset.val_size={d.val_size} is invalid; it must be below dataset.train_size={d.train_size}")

@@ -10,8 +10,8 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
-from omegaconf import OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from .errors import UserError
 
@@ -65,12 +65,18 @@ def _shapes_config(override) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _compose(shape: tuple):
+def _compose(shape: tuple, hydra: bool):
     try:
         with hydra_initialized():
-            return compose("train", overrides=list(shape), return_hydra_config=True)
+            cfg = compose("train", overrides=list(shape), return_hydra_config=hydra)
     except (HydraException, OmegaConfBaseException) as e:
         raise UserError(" ".join(str(e).split("\n")[:2]).strip()) from None
+    return cfg
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_one(line: str):
+    return parse([line])[0]
 
 
 def compose_job(overrides, hydra: bool = False):
@@ -80,17 +86,16 @@ def compose_job(overrides, hydra: bool = False):
     Hydra composes once per distinct set of config files (group choices, added keys); each job's plain
     `key=value` overrides are then set on a copy as Hydra itself sets them (OmegaConf.update), so a
     sweep over a thousand seeds composes once."""
-    parsed = parse([o for o in overrides if hydra or not o.startswith("hydra.")])
+    parsed = [_parse_one(o) for o in overrides if hydra or not o.startswith("hydra.")]
     shape = tuple(o.input_line for o in parsed if _shapes_config(o))
-    cfg = copy.deepcopy(_compose(shape))
+    cfg = copy.deepcopy(_compose(shape, hydra))
     for o in parsed:
         if not _shapes_config(o):
             try:
                 OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
-            except OmegaConfBaseException:
+            except (ConfigAttributeError, ConfigKeyError):
                 raise UserError(f"Could not override '{o.key_or_group}'. "
                                 f"To append to your config use +{o.input_line}") from None
-    if not hydra:
-        with open_dict(cfg):
-            del cfg["hydra"]
+            except OmegaConfBaseException as e:
+                raise UserError(f"Error merging override {o.input_line}: {str(e).splitlines()[0]}") from None
     return cfg

@@ -4,7 +4,6 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from .progress import console
 from .status import STATUS_FILE
 
 
