@@ -1,6 +1,7 @@
 """A run's record: TensorBoard scalars and one metrics row per evaluation (metrics.jsonl), and the
 per-layer gradient-norm profile as one picture per log step."""
 import json
+import math
 import re
 from pathlib import Path
 
@@ -108,8 +109,10 @@ class GradientProfile:
 
     def draw(self, step: int, norms: list[float]):
         self.line.set_ydata(norms)
-        self.axes.relim()
-        self.axes.autoscale_view()
+        shown = [v for v in norms if 0 < v < math.inf]
+        if shown:  # whole decades: at least two labelled ticks, and steps compare at a glance
+            low = math.floor(math.log10(min(shown)))
+            self.axes.set_ylim(10.0 ** low, 10.0 ** max(low + 1, math.ceil(math.log10(max(shown)))))
         self.axes.set_title(f"per-layer gradient norm, iteration {step}")
         return self.figure
 
