@@ -3,6 +3,7 @@ per-layer gradient-norm profile as one picture per log step."""
 import json
 import math
 import re
+import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -18,6 +19,8 @@ class RunLogger:
 
     def __init__(self, run_dir: Path, resume_step: int = 0):
         purge = resume_step + 1 if resume_step else None
+        if resume_step:
+            _wait_for_a_later_second(run_dir)
         self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge)
         if resume_step:
             kept = [row for row in read_metrics(run_dir) if row["step"] <= resume_step]
@@ -121,6 +124,15 @@ def write_sweep_layout(sweep_dir) -> None:
     """The CUSTOM SCALARS tab's layout, in an event file of the sweep directory itself."""
     with SummaryWriter(log_dir=str(sweep_dir)) as writer:
         writer.add_custom_scalars(SWEEP_LAYOUT)
+
+
+def _wait_for_a_later_second(run_dir: Path) -> None:
+    """TensorBoard reads a run's event files in name order: creation second, host, pid, then a per-process
+    counter that sorts 10 before 9. A resumed run's file must come after the old ones, so one resumed
+    within the second of the newest (a test, not a person) waits for the next second."""
+    seconds = [int(p.name.split(".")[3]) for p in Path(run_dir).glob("events.out.tfevents.*")]
+    while seconds and time.time() < max(seconds) + 1:
+        time.sleep(0.05)
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
