@@ -5,9 +5,9 @@ from pathlib import Path
 
 import hydra
 
-from . import config as _config  # registers the run_tag resolver before Hydra composes anything
+from . import config as _config  # registers the run-name resolvers before Hydra composes anything
 from .errors import UserError, debug_enabled
-from .overrides import compose_job, parse, values
+from .overrides import compose_job, hydra_initialized, parse, sweep_jobs, values
 from .track.summary import SweepSummary
 
 USAGE = """usage: resexp COMMAND [ARGS]
@@ -48,28 +48,75 @@ def _split_args(args):
     return flags, overrides
 
 
-def precheck(overrides, multirun: bool) -> None:
-    """Compose the config with the first value of every override and validate it, before Hydra runs.
+def precheck(overrides, multirun: bool) -> list[str]:
+    """Compose and validate every job of the sweep (one job without -m) before Hydra runs: every invalid
+    combination is reported in one message, before any job starts or any directory is made.
 
-    Catches typos, unknown group options and invalid values as one line instead of a sweep of failures.
-    """
+    Returns the Hydra override that leaves out of the run names every key whose value is the same in all
+    jobs (resexp/names.py), so a sweep's runs are named by what differs between them."""
     parsed = parse(overrides)
-    first = []
     for o in parsed:
         key = o.get_key_element().lstrip("+~")
         if o.is_sweep_override() and not multirun:
             raise UserError(f"'{o.input_line}' sweeps several values; add -m to run a multirun sweep")
-        options = values(o)
-        if not options:
-            continue
         if key in _config.GROUPS:
-            for v in options:
+            for v in values(o):
                 _config.check_group_option(key, v)
-        if key in ("hydra.run.dir", "hydra.sweep.dir"):
-            check_writable(key, options[0])
-        first.append(f"{o.get_key_element()}={options[0]}")
-    cfg = compose_job(first)
-    _config.validate(cfg)
+        if key in ("hydra.run.dir", "hydra.sweep.dir") and values(o):
+            check_writable(key, values(o)[0])
+    if not multirun:
+        _config.validate(compose_job(overrides))
+        return []
+    first = [f"{o.get_key_element()}={values(o)[0]}" for o in parsed if values(o)]
+    with hydra_initialized():  # once for every job
+        base = compose_job([o for o in first if not o.startswith("hydra.")], hydra=True)
+        jobs = sweep_jobs(_with_preset_sweep(overrides, base.hydra.sweeper.params))
+        failures = {}  # message -> indices of the jobs failing with it
+        for i, job in enumerate(jobs):
+            try:
+                _config.validate(compose_job(job))
+            except UserError as e:
+                failures.setdefault(str(e), []).append(i)
+    differ = _differing(jobs)
+    if failures:
+        raise UserError(_failure_message(failures, jobs, differ))
+    keys = dict.fromkeys(line.partition("=")[0].lstrip("+~") for job in jobs for line in job)
+    same = [k for k in keys if k not in differ and not k.startswith("hydra")]
+    exclude = [*(k for k in base.hydra.job.config.override_dirname.exclude_keys if k not in differ), *same]
+    return [f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]"]
+
+
+def _with_preset_sweep(overrides, params) -> list[str]:
+    """The sweep as Hydra's basic sweeper runs it: an experiment preset's `hydra.sweeper.params` first,
+    a command-line override of the same key replacing the preset's values in place."""
+    merged = {str(k): f"{k}={v}" for k, v in (params or {}).items()}
+    for line in overrides:
+        merged[line.partition("=")[0]] = line
+    return list(merged.values())
+
+
+def _differing(jobs) -> set[str]:
+    """Keys whose value is not the same in every job."""
+    seen = {}
+    for job in jobs:
+        for line in job:
+            key, _, value = line.partition("=")
+            seen.setdefault(key.lstrip("+~"), set()).add(value)
+    return {k for k, v in seen.items() if len(v) > 1}
+
+
+def _failure_message(failures: dict, jobs, differ) -> str:
+    """First line: how many jobs are invalid; then one line per distinct problem, with the swept values
+    its jobs share (`depth=21`) and which jobs they are."""
+    bad = sum(len(i) for i in failures.values())
+    lines = [f"{bad} of {len(jobs)} jobs of the sweep are invalid; nothing was run:"]
+    for message, indices in failures.items():
+        shared = set.intersection(*({line for line in jobs[i] if line.partition("=")[0].lstrip("+~") in differ}
+                                    for i in indices))
+        where = " ".join(line for line in jobs[indices[0]] if line in shared)
+        numbers = ", ".join(map(str, indices[:10])) + (", ..." if len(indices) > 10 else "")
+        lines.append(f"  {where + ': ' if where else ''}{message} (job{'s' if len(indices) > 1 else ''} {numbers})")
+    return "\n".join(lines)
 
 
 def check_writable(key: str, directory: str) -> None:
@@ -105,13 +152,13 @@ def train_command(args) -> int:
     multirun = "-m" in flags or "--multirun" in flags
     overrides = resume_overrides(overrides, multirun)
     if not _HELP_FLAGS.intersection(flags) and "--cfg" not in flags and "-c" not in flags:
-        precheck(overrides, multirun)
+        overrides = [*overrides, *precheck(overrides, multirun)]
     global _exit_code
     _exit_code = 0
     SweepSummary.unfinished = 0
     sys.argv = ["resexp train", *flags, *overrides]
     _hydra_train()
-    return int(SweepSummary.unfinished > 0) if multirun else _exit_code
+    return int(SweepSummary.unfinished > 0 or _exit_code != 0) if multirun else _exit_code
 
 
 def bench_command(args) -> int:

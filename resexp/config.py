@@ -5,6 +5,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from . import names  # noqa: F401  (registers the run-name resolvers before Hydra composes anything)
 from .errors import UserError
 from .track.status import CONFIG_FILE
 from .models import check_model_args
@@ -12,15 +13,6 @@ from .models.init import INITS
 
 GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment")
 DEVICES = ("auto", "cpu", "cuda")
-
-
-def run_tag(name, depth, shortcut) -> str:
-    """Run directory label: model and depth, plus the shortcut for families that have one."""
-    return f"{name}{depth}" if "plain" in str(name) else f"{name}{depth}-{shortcut}"
-
-
-if not OmegaConf.has_resolver("run_tag"):
-    OmegaConf.register_new_resolver("run_tag", run_tag)
 
 
 def split_net(net: str) -> tuple[str, int]:
@@ -106,6 +98,7 @@ def validate(cfg) -> None:
             raise UserError("dataset.image_size must be >= 8 and dataset.num_classes >= 2")
     if not isinstance(d.augment.crop_padding, int) or d.augment.crop_padding < 0:
         raise UserError(f"dataset.augment.crop_padding={d.augment.crop_padding!r} is invalid; it must be an integer >= 0")
+    check_ranges(cfg)
 
 
 SPEED_KEYS = {"trainer.precision": ("auto", "fp32", "bf16"), "trainer.channels_last": ("auto", True, False, "on", "off"),
@@ -175,3 +168,63 @@ def _check_dataset(d) -> None:
             raise UserError(f"dataset.test_fraction={d.test_fraction!r} is invalid; it must be between 0 and 1")
         if not Path(d.root).is_dir():
             raise UserError(f"dataset.root={d.root} is not a directory; point it at a folder of class sub-folders")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(low):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low, f"an integer >= {low}"
+
+
+def _number(low, high=None, low_open=False, high_open=False):
+    """(test, what is allowed) for a number in [low, high], an end open where said."""
+    def ok(v):
+        return (_is_number(v) and (v > low if low_open else v >= low)
+                and (high is None or (v < high if high_open else v <= high)))
+    ends = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    return ok, (f"a number {'>' if low_open else '>='} {low}" if high is None else f"a number in {ends}")
+
+
+# Every numeric key of the dataset, model, trainer, optimizer, schedule and warm-up groups, with its
+# allowed range (a key absent from the chosen group option is skipped; NULLABLE keys may be null).
+RANGES = {
+    "dataset.seed": _integer(0), "dataset.split_seed": _integer(0), "dataset.val_size": _integer(0),
+    "dataset.image_size": _integer(1), "dataset.num_classes": _integer(2),
+    "dataset.train_size": _integer(1), "dataset.test_size": _integer(1),
+    "dataset.noise": _number(0), "dataset.test_fraction": _number(0, 1, True, True),
+    "dataset.augment.crop_padding": _integer(0),
+    "model.width": _integer(1), "model.init_alpha": _number(0, low_open=True),
+    "trainer.epochs": _integer(1), "trainer.steps": _integer(1), "trainer.batch_size": _integer(1),
+    "trainer.log_every": _integer(1), "trainer.profile_every": _integer(1), "trainer.eval_every": _integer(1),
+    "trainer.eval_batch_size": _integer(1), "trainer.checkpoint_every": _integer(1),
+    "trainer.keep_checkpoints": _integer(1), "trainer.divergence_loss": _number(0, low_open=True),
+    "optimizer.lr": _number(0, low_open=True), "optimizer.momentum": _number(0, 1, high_open=True),
+    "optimizer.weight_decay": _number(0), "optimizer.betas.0": _number(0, 1, high_open=True),
+    "optimizer.betas.1": _number(0, 1, high_open=True),
+    "schedule.gamma": _number(0, 1, low_open=True), "schedule.min_factor": _number(0, 1),
+    "warmup.lr": _number(0, low_open=True), "warmup.until_error": _number(0, 100, low_open=True),
+    "warmup.window": _integer(1), "warmup.min_depth": _integer(0),
+}
+NULLABLE = ("dataset.num_classes", "trainer.steps", "trainer.eval_every", "trainer.profile_every", "warmup.lr")
+
+
+def _flat(tree, prefix="") -> dict:
+    """{'optimizer.betas.0': 0.9, ...}: every leaf of a plain config, list items by index."""
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else None
+    if items is None:
+        return {prefix[:-1]: tree}
+    return {k: v for key, value in items for k, v in _flat(value, f"{prefix}{key}.").items()}
+
+
+def check_ranges(cfg) -> None:
+    """Each RANGES key in range, and a validation split that leaves training images."""
+    values = _flat(OmegaConf.to_container(cfg, resolve=True))  # one pass: far cheaper than a select per key
+    for key, (ok, allowed) in RANGES.items():
+        if key not in values or (values[key] is None and key in NULLABLE) or ok(values[key]):
+            continue
+        raise UserError(f"{key}={values[key]!r} is invalid; it must be {allowed}")
+    d = cfg.dataset
+    if "train_size" in d and d.val_size >= d.train_size:
+        raise UserError(f"dataset.val_size={d.val_size} is invalid; it must be below dataset.train_size={d.train_size}")

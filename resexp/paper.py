@@ -27,9 +27,10 @@ REPRODUCED_RESNETS = {20: (8.51, 0.22), 56: (7.40, 0.27), 110: (7.14, 0.20)}
 
 
 def reference(dataset: str, model: str, depth: int, shortcut: str) -> dict:
-    """{"paper_test_error": %, "paper_source": ...} for this configuration, or {} when none is known."""
+    """{"paper_test_error": %, "paper_source": ..., "paper_dataset": the dataset the number is for} for this
+    configuration, or {} when none is known; a report shows the number only beside runs on that dataset."""
     key = (dataset, model, depth, None if "plain" in model else shortcut)
     if key not in REFERENCES:
         return {}
     error, source = REFERENCES[key]
-    return {"paper_test_error": error, "paper_source": source}
+    return {"paper_test_error": error, "paper_source": source, "paper_dataset": dataset}

@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-import resexp.config  # noqa: F401  (registers the run_tag resolver)
+import resexp.config  # noqa: F401  (registers the run-name resolvers)
 
 # A run that finishes in a second or two on a CPU: tiny images, few of them, one epoch.
 TINY = ["dataset.train_size=256", "dataset.test_size=128", "dataset.image_size=8",

@@ -22,7 +22,8 @@ def test_train_subprocess_writes_run_dir_with_tensorboard_tags(tmp_path, resexp_
     result = resexp_cli("train", *TINY, "model=resnet")
     assert result.returncode == 0, result.stderr
     (run,) = run_dirs(tmp_path / "runs")
-    assert run.name.endswith("resnet8-A")
+    # model and depth, then every overridden key that is not where/how it runs (device), abbreviated
+    assert run.name.endswith("_resnet8-A_train_size=256_test_size=128_image_size=8_epochs=1_bs=64_log_every=2")
     assert (run / "config.yaml").exists()
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "finished" and status["parameters"] > 0

@@ -77,3 +77,37 @@ def test_wheel_ships_the_configs(tmp_path):
         for option in group_options(group):
             assert f"resexp/conf/{group}/{option}.yaml" in names
     assert "resexp/conf/train.yaml" in names
+
+
+def test_every_numeric_key_of_every_group_has_a_range(compose_cfg):
+    """A new numeric key needs its line in config.RANGES, so a negative noise or size never trains."""
+    from resexp.config import RANGES
+    from resexp.track.logger import flatten
+    from omegaconf import OmegaConf
+    seen = set()
+    for group in ("model", "dataset", "optimizer", "schedule"):
+        for option in group_options(group):
+            cfg = OmegaConf.to_container(compose_option(compose_cfg, group, option))
+            for key, value in flatten(cfg).items():
+                if key.split(".")[0] in (group, "trainer", "warmup") and key != "schedule.milestones":
+                    values = value if isinstance(value, list) else [value]
+                    for i, v in enumerate(values):
+                        if isinstance(v, (int, float)) and not isinstance(v, bool):
+                            seen.add(key if values is not value else f"{key}.{i}")
+    missing = sorted(seen - set(RANGES))
+    assert not missing, f"numeric keys without a range in config.RANGES: {missing}"
+    assert {"dataset.noise", "trainer.batch_size", "optimizer.betas.1"} <= seen
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("dataset.noise=-1", "dataset.noise=-1 is invalid; it must be a number >= 0"),
+    ("dataset.val_size=256", "dataset.val_size=256 is invalid; it must be below dataset.train_size=256"),
+    ("optimizer.momentum=1.5", "optimizer.momentum=1.5 is invalid; it must be a number in [0, 1)"),
+    ("trainer.eval_batch_size=0", "trainer.eval_batch_size=0 is invalid"),
+    ("trainer.profile_every=-5", "trainer.profile_every=-5 is invalid; it must be an integer >= 1"),
+    ("dataset.split_seed=-1", "dataset.split_seed=-1 is invalid; it must be an integer >= 0"),
+])
+def test_out_of_range_values_are_refused(override, expected, compose_cfg):
+    with pytest.raises(UserError) as caught:
+        validate(compose_cfg(override))
+    assert str(caught.value) == expected or str(caught.value).startswith(expected)

@@ -75,15 +75,15 @@ def test_fig6_is_one_command_with_seeds(cifar_root, tmp_path, resexp_cli):
                         "trainer.steps=1", "seed=1,2", "net=plain20,resnet110", "hydra.sweep.dir=sweep")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     runs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
-    assert runs == ["0_plain20", "1_plain20", "2_resnet110-A", "3_resnet110-A"]
-    status = json.loads((tmp_path / "sweep/3_resnet110-A/status.json").read_text())
+    assert runs == ["0_plain20_seed=1", "1_plain20_seed=2", "2_resnet110-A_seed=1", "3_resnet110-A_seed=2"]
+    status = json.loads((tmp_path / "sweep/3_resnet110-A_seed=2/status.json").read_text())
     assert status["status"] == "finished" and status["paper_test_error"] == 6.43
-    rows = [json.loads(line) for line in (tmp_path / "sweep/3_resnet110-A/metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "sweep/3_resnet110-A_seed=2/metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["lr"] == pytest.approx(0.01)  # ResNet-110 starts with the warm-up lr
-    plain = [json.loads(line) for line in (tmp_path / "sweep/0_plain20/metrics.jsonl").read_text().splitlines()]
+    plain = [json.loads(line) for line in (tmp_path / "sweep/0_plain20_seed=1/metrics.jsonl").read_text().splitlines()]
     assert plain[-1]["lr"] == pytest.approx(0.1)
     # The sweep's summary: one line per net over its 2 seeds, with the paper's number beside.
-    assert "over seeds: mean ± std (n) of the final errors" in result.stdout
+    assert "mean ± std (n) over the seeds of the finished runs" in result.stdout
     (line,) = [x for x in result.stdout.splitlines() if "resnet-A" in x and " 110 " in x and "2 finished" in x]
     assert " ± " in line and "(2)" in line and "6.43" in line
 

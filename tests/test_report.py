@@ -66,7 +66,7 @@ def test_report_writes_tables_and_figures(sweep, capsys):
     assert float(plain8["test_error_mean"]) == status8["final_test_error"]
 
     md = (report / "summary.md").read_text()
-    assert "| family | depth | status |" in md and "9_failed: failed (RuntimeError: out of memory)" in md
+    assert "| run | family | depth | status |" in md and "9_failed: failed (RuntimeError: out of memory)" in md
     assert "1 failed" in out and "9_failed: failed" in out
 
 

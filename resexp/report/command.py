@@ -22,12 +22,6 @@ def _parse(prog: str, args, **path_kwargs):
         raise
 
 
-def _print(runs, title) -> None:
-    console.print(tables.rich_table(runs, title))
-    for line in tables.problems(runs):
-        console.print(f"[red]{line}", highlight=False, soft_wrap=True)
-
-
 def _write_tables(runs, out: Path, root: Path, title: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tables.write_markdown(runs, out / "summary.md", title)
@@ -46,7 +40,7 @@ def report(args) -> int:
     figures.depth(runs, out / "depth.png")
     figures.grad_norms(runs, out / "grad_norms.png")
     drew_responses = figures.responses(runs, out / "responses.png")
-    _print(runs, title)
+    tables.print_table(runs, title)
     console.print(f"wrote {out}/: summary.md summary.csv runs.csv degradation.png depth.png grad_norms.png"
                   + (" responses.png" if drew_responses else ""), highlight=False, soft_wrap=True)
     return 0
@@ -55,7 +49,7 @@ def report(args) -> int:
 def compare(args) -> int:
     opts = _parse("compare", args, nargs="+", help="run directories to compare")
     runs = load_runs(opts.paths)
-    _print(runs, "compare")
+    tables.print_table(runs, "compare")
     if opts.out:
         _write_tables(runs, Path(opts.out), Path.cwd(), "compare")
         console.print(f"wrote {opts.out}/: summary.md summary.csv runs.csv", highlight=False, soft_wrap=True)

@@ -8,8 +8,7 @@ from omegaconf import OmegaConf
 
 from ..errors import UserError
 from ..track.logger import flatten, read_metrics
-from ..track.status import CONFIG_FILE, STATUS_FILE
-from ..track.summary import run_row
+from ..track.status import CONFIG_FILE, STATUS_FILE, read_status
 
 # Keys that never define a configuration: the seed is averaged over, the rest say where or how a run ran.
 NOT_CONFIGURATION = ("seed", "resume", "device")
@@ -37,18 +36,20 @@ def family(config: dict) -> str:
 
 
 def load_run(run_dir: Path) -> dict:
-    """One run: its summary row (status and final numbers), flat config, family, depth and metrics rows."""
+    """One run: its name, status file (status and final numbers), flat config, family, depth and metrics
+    rows. A directory without a status file is a run that ended before recording one: failed."""
     path = run_dir / CONFIG_FILE
     config = flatten(OmegaConf.to_container(OmegaConf.load(path))) if path.exists() else {}
-    row = run_row(run_dir)
-    return {**row, "dir": run_dir, "config": config, "family": family(config),
-            "depth": config.get("depth", row["depth"]), "metrics": read_metrics(run_dir)}
+    status = read_status(run_dir) or {"status": "failed", "error": "no status file: the job ended before recording one"}
+    return {"run": run_dir.name, **status, "dir": run_dir, "config": config, "family": family(config),
+            "depth": config.get("depth", "?"), "metrics": read_metrics(run_dir)}
 
 
-def load_runs(paths) -> list[dict]:
-    """Runs under every path, each once, ordered by series (family and other swept keys), depth and
-    directory. `series` names a run's line family in the figures: 'plain', 'resnet-A, model.activation=tanh'."""
-    dirs = sorted({d.resolve(): d for p in paths for d in find_runs(p)}.values())
+def load_runs(paths, extra_dirs=()) -> list[dict]:
+    """Runs under every path (and the run directories `extra_dirs`), each once, ordered by series (family
+    and other swept keys), depth and directory. `series` names a run's line family in the figures:
+    'plain', 'resnet-A, model.activation=tanh'."""
+    dirs = sorted({d.resolve(): d for d in [*(d for p in paths for d in find_runs(p)), *extra_dirs]}.values())
     runs = [load_run(d) for d in dirs]
     extra = other_swept_keys(runs)
     for r in runs:

@@ -1,7 +1,8 @@
 """The report's tables: one row per configuration (mean ± std over seeds) and one row per run.
 
-The same rows go to the terminal (rich), summary.md, summary.csv and runs.csv. Means are over the
-finished runs only; failed, diverged, interrupted and running runs are counted in the status column.
+The same rows go to the terminal (rich; the end-of-sweep summary and `resexp report` print the same
+table), summary.md, summary.csv and runs.csv. Means are over the finished runs only; failed, diverged,
+interrupted and running runs are counted in the status column.
 """
 import csv
 import statistics
@@ -10,10 +11,16 @@ from pathlib import Path
 
 from rich.table import Table
 
-from ..track.summary import STYLES
+from ..names import short_key
+from ..track.progress import console
 from .runs import configurations
+
 RUN_FIELDS = ("run", "family", "depth", "seed", "status", "final_test_error", "best_test_error", "final_train_error",
               "final_val_error", "paper_test_error", "parameters", "steps", "wall_time", "error")
+STYLES = {"finished": "green", "diverged": "yellow", "failed": "red", "interrupted": "magenta", "running": "cyan"}
+# Columns a narrow terminal drops first, in this order; the run, family, depth, swept keys, status and the
+# final errors always stay whole.
+DROPPABLE = ("time s", "params", "best test %", "diff", "paper %")
 
 
 def mean_std(values) -> str:
@@ -50,14 +57,16 @@ def configuration_rows(runs: list[dict]) -> tuple[list[str], list[dict]]:
         done = [r for r in group if r["status"] == "finished"]
         first = group[0]
         test = [r.get("final_test_error") for r in done]
-        paper = next((r["paper_test_error"] for r in done if r.get("paper_test_error") is not None), None)
+        paper = next((paper_error(r) for r in done if paper_error(r) is not None), None)
         mean_test = _mean(test)
         rows.append({
+            "run": first["run"] if len(group) == 1 else f"{first['run']} +{len(group) - 1}",
             "family": first["family"], "depth": first["depth"], **{k: first["config"].get(k) for k in extra},
             "status": _status(group), "runs": len(group), "finished": len(done),
             "test_error_mean": mean_test, "test_error_std": _std(test),
             "train_error_mean": _mean(r.get("final_train_error") for r in done),
             "train_error_std": _std([r.get("final_train_error") for r in done]),
+            "val_error_mean": _mean(r.get("final_val_error") for r in done),
             "best_test_error": _mean(r.get("best_test_error") for r in done),
             "parameters": next((r["parameters"] for r in group if r.get("parameters") is not None), None),
             "paper_test_error": paper,
@@ -76,17 +85,26 @@ def _over_seeds(runs, key) -> str:
     return f"{mean_std(values)} ({len(values)})" if len(values) > 1 else mean_std(values)
 
 
+def paper_error(run: dict):
+    """The paper's error recorded for a run, only when the reference is for the dataset the run used."""
+    dataset = run["config"].get("dataset.name")
+    return run.get("paper_test_error") if run.get("paper_dataset", dataset) == dataset else None
+
+
 def display_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """(headers, rows of strings) for the terminal and Markdown; paper columns only when some run has one."""
+    """(headers, rows of strings) for the terminal and Markdown; the val and paper columns only when
+    some run has one. Swept keys are headed by their short names (act for model.activation)."""
     extra, rows = configuration_rows(runs)
     _, groups = configurations(runs)
     paper = any(r["paper_test_error"] is not None for r in rows)
-    headers = ["family", "depth", *extra, "status", "test err %", "train err %", "best test err %", "params",
-               *(["paper %", "diff"] if paper else []), "time s"]
+    val = any(r["val_error_mean"] is not None for r in rows)
+    headers = ["run", "family", "depth", *(short_key(k) for k in extra), "status", "test %", "train %",
+               *(["val %"] if val else []), "best test %", "params", *(["paper %", "diff"] if paper else []), "time s"]
     out = []
     for row, group in zip(rows, groups):
-        out.append([row["family"], str(row["depth"]), *(str(row[k]) for k in extra), row["status"],
+        out.append([row["run"], row["family"], str(row["depth"]), *(str(row[k]) for k in extra), row["status"],
                     _over_seeds(group, "final_test_error"), _over_seeds(group, "final_train_error"),
+                    *([_over_seeds(group, "final_val_error")] if val else []),
                     _fmt(row["best_test_error"]),
                     "-" if row["parameters"] is None else f"{row['parameters'] / 1e6:.2f}M",
                     *([_fmt(row["paper_test_error"]),
@@ -95,16 +113,44 @@ def display_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     return headers, out
 
 
-def rich_table(runs: list[dict], title: str) -> Table:
+def rich_table(runs: list[dict], title: str, console=None, caption=None) -> Table:
+    """The summary table; on `console` it is as wide as fits: the DROPPABLE columns go, in order, until
+    it does, while the identifying and error columns keep their whole width. Only when those alone are
+    too wide does the run name go too (family, depth and swept keys still tell the rows apart)."""
     headers, rows = display_rows(runs)
-    table = Table(title=title)
-    for h in headers:
-        table.add_column(h, justify="left" if h in ("family", "status") else "right", no_wrap=h in ("family", "status"))
+    keep = list(headers)
+    for header in (None, *DROPPABLE, "run"):
+        if header in keep:
+            keep.remove(header)
+        table = _table(headers, rows, keep, title, caption)
+        wide = console.options.update_width(10_000) if console else None  # measure unclamped
+        if console is None or console.measure(table, options=wide).maximum <= console.width:
+            break
+    return table
+
+
+def _table(headers, rows, keep, title, caption) -> Table:
+    table = Table(title=title, caption=caption, show_edge=False)
+    for h in keep:
+        whole = h not in DROPPABLE
+        width = max(len(h), *(len(row[headers.index(h)]) for row in rows)) if rows else len(h)
+        table.add_column(h, justify="left" if h in ("run", "family", "status") else "right", no_wrap=whole,
+                         min_width=width if whole else None)
     status = headers.index("status")
     for row in rows:
-        style = STYLES.get(row[status], "white") if row[status] in STYLES else "yellow"
-        table.add_row(*row[:status], f"[{style}]{row[status]}", *row[status + 1:])
+        style = STYLES.get(row[status], "yellow")
+        table.add_row(*(f"[{style}]{cell}" if i == status else cell for i, cell in enumerate(row) if headers[i] in keep))
     return table
+
+
+def print_table(runs: list[dict], title: str) -> None:
+    """The table as wide as the terminal allows, then one line per run that did not finish."""
+    _, groups = configurations(runs)
+    over_seeds = "errors in %; mean ± std (n) over the seeds of the finished runs" if any(
+        len(g) > 1 for g in groups) else None
+    console.print(rich_table(runs, title, console, over_seeds))
+    for line in problems(runs):
+        console.print(f"[red]{line}", highlight=False, soft_wrap=True)
 
 
 def problems(runs: list[dict]) -> list[str]:

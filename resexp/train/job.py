@@ -10,7 +10,8 @@ from ..config import resume_config, validate
 from ..errors import UserError, debug_enabled
 from ..track.progress import console, err_console
 from ..track.status import CONFIG_FILE, read_status, write_status
-from ..track.summary import run_row, summary_table
+from ..report.runs import load_runs
+from ..report.tables import print_table
 from .checkpoint import checkpoint_paths
 from .interrupt import StopRequest
 from .loop import Diverged, Interrupted, train
@@ -59,6 +60,22 @@ def claim_run_dir(cfg):
     return run_dir, cfg
 
 
+def record_failure(run_dir, cfg, message: str) -> None:
+    """Status `failed` with its one-line error. A job that failed before claiming its directory (its own
+    validation, say) records it in Hydra's output directory with its config, so a sweep lists it too,
+    unless that directory already holds a run: nothing is overwritten."""
+    if run_dir is None:
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        if cfg.get("resume") or read_status(run_dir) is not None or (run_dir / CONFIG_FILE).exists():
+            return
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
+        except Exception:  # noqa: BLE001  an unresolvable config is saved as written
+            OmegaConf.save(cfg, run_dir / CONFIG_FILE)
+    write_status(run_dir, "failed", error=message)
+
+
 def run_job(cfg) -> int:
     """Run one training job and record its status; returns its exit code."""
     run_dir = None
@@ -84,17 +101,15 @@ def run_job(cfg) -> int:
         if debug_enabled():
             raise
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        if run_dir is not None:
-            write_status(run_dir, "failed", error=str(e))
+        record_failure(run_dir, cfg, str(e))
         return 2
     except Exception as e:  # a failed job is recorded, not lost; RESEXP_DEBUG=1 shows the traceback
         if debug_enabled():
             raise
         message = f"{type(e).__name__}: {e}".splitlines()[0]
         err_console.print(f"[bold red]error:[/] {message} (RESEXP_DEBUG=1 shows the traceback)", soft_wrap=True)
-        if run_dir is not None:
-            write_status(run_dir, "failed", error=message)
+        record_failure(run_dir, cfg, message)
         return EXIT_FAILED
     write_status(run_dir, "finished", **result)
-    console.print(summary_table([run_row(run_dir)], f"run {run_dir}"))
+    print_table(load_runs([run_dir]), f"run {run_dir}")
     return 0

@@ -205,6 +205,7 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
                 speed = images_since_log / (now - last_log_time)
                 logger.scalars(done, {"lr": lr_now, "throughput/images_per_s": speed,
                                       **dict(zip(step.grad_norms.tags, norms))})
+                logger.gradient_profile(done, step.grad_norms.tags, norms, t.profile_every)
                 progress.update(task, loss=f"{loss_sum / seen:.3f}", error=f"{100 * wrong / seen:.1f}%",
                                 speed=f"{speed:.0f}")
                 step.since_log.zero_()

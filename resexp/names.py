@@ -1,0 +1,57 @@
+"""Run directory names: model and depth (plus the shortcut), then every overridden key that tells the
+runs apart, abbreviated: `3_resnet20-A_act=gelu`, `14-02-11_plain56_act=tanh_lr=0.05`.
+
+Hydra resolves the names (conf/train.yaml, hydra.run.dir and hydra.sweep.subdir) from a job's own
+overrides (`hydra.overrides.task`), leaving out the keys in `hydra.job.config.override_dirname.exclude_keys`:
+keys that say where or how a run runs (train.yaml) and, in a sweep, every key whose value is the same in
+all its jobs (`resexp train` adds those before the sweep starts, see cli.precheck).
+"""
+import hashlib
+import re
+
+from omegaconf import OmegaConf
+
+# Keys the prefix already shows (the Fig. 6 preset's `net` names model and depth).
+IN_PREFIX = ("model", "model.name", "depth", "model.shortcut", "net")
+# Short names for long keys; any other key is shortened to its last dotted part (`model.width` -> `width`).
+ABBREVIATIONS = {"model.activation": "act", "model.init_alpha": "alpha", "trainer.batch_size": "bs",
+                 "optimizer": "opt", "schedule": "sched", "dataset": "data", "experiment": "exp",
+                 "dataset.augment.crop_padding": "pad", "dataset.augment.flip": "flip"}
+MAX_SUFFIX = 100  # characters; a longer suffix is cut and ends in a hash of the whole, so names stay unique
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")  # anything else (/, spaces, brackets, commas, quotes) becomes -
+
+
+def run_tag(name, depth, shortcut) -> str:
+    """Model and depth, plus the shortcut for families that have one: resnet20-A, plain56."""
+    return f"{name}{depth}" if "plain" in str(name) else f"{name}{depth}-{shortcut}"
+
+
+def short_key(key: str) -> str:
+    return ABBREVIATIONS.get(key, key.rsplit(".", 1)[-1])
+
+
+def name_suffix(overrides, exclude=()) -> str:
+    """`act=gelu_lr=0.05` from the overrides `model.activation=gelu optimizer.lr=0.05`, in their order."""
+    items = []
+    for line in overrides:
+        key, _, value = str(line).partition("=")
+        key = key.lstrip("+~")
+        if key.startswith("hydra") or key in IN_PREFIX or key in exclude:
+            continue
+        items.append((key, value))
+    shorts = [short_key(k) for k, _ in items]
+    parts = [f"{s if shorts.count(s) == 1 else k}={v}" for (k, v), s in zip(items, shorts)]
+    suffix = _UNSAFE.sub("-", "_".join(parts)).strip("-")
+    if len(suffix) > MAX_SUFFIX:
+        suffix = suffix[:MAX_SUFFIX - 9] + "~" + hashlib.sha1(suffix.encode()).hexdigest()[:8]
+    return suffix
+
+
+def run_name(name, depth, shortcut, overrides=(), exclude=()) -> str:
+    suffix = name_suffix(overrides or (), exclude or ())
+    return run_tag(name, depth, shortcut) + (f"_{suffix}" if suffix else "")
+
+
+for _name, _function in (("run_tag", run_tag), ("run_name", run_name)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _function)
