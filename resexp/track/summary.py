@@ -12,7 +12,7 @@ STYLES = {"finished": "green", "diverged": "yellow", "failed": "red", "interrupt
 
 
 def _pct(value) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    return "-" if value is None else value if isinstance(value, str) else f"{value:.2f}"  # str: paper.FAIL
 
 
 def run_row(run_dir: Path) -> dict:

@@ -1,0 +1,49 @@
+"""Reference errors of the paper variants (He et al. 2016, Tables 1, 2, 4), as a run records them."""
+import pytest
+from rich.console import Console
+
+from resexp.paper import FAIL, reference
+from resexp.track.summary import summary_table
+
+
+def ref(compose_cfg, *overrides, dataset="cifar10"):
+    cfg = compose_cfg(*overrides, tiny=False)
+    return reference(dataset, cfg.model.name, cfg.depth, cfg.model.shortcut, cfg.model).get("paper_test_error")
+
+
+@pytest.mark.parametrize("overrides,error", [
+    (["depth=110"], 6.43),  # the plain default: He et al. 2015, Table 6
+    (["depth=110", "model.shortcut_kind=scaling"], FAIL),  # scale 0.5 (the config's default)
+    (["depth=110", "model.shortcut_kind=scaling", "model.shortcut_scale=0"], FAIL),
+    (["depth=110", "model.shortcut_kind=exclusive_gating", "model.gate_bias=-3"], FAIL),
+    (["depth=110", "model.shortcut_kind=exclusive_gating"], 8.70),  # gate bias -6
+    (["depth=110", "model.shortcut_kind=exclusive_gating", "model.gate_bias=-7"], 9.81),
+    (["depth=110", "model.shortcut_kind=shortcut_gating", "model.gate_bias=0"], 12.86),
+    (["depth=110", "model.shortcut_kind=shortcut_gating"], 6.91),
+    (["depth=110", "model.shortcut_kind=conv1x1"], 12.22),
+    (["depth=110", "model.shortcut_kind=dropout"], FAIL),
+    (["depth=110", "model.block_order=full_preact"], 6.37),
+    (["depth=110", "model.block_order=bn_after_add"], 8.17),
+    (["model=resnet_bottleneck", "depth=164", "model.block_order=relu_preact"], 5.91),
+    (["model=preact_resnet", "depth=164", "model.block=bottleneck"], 5.46),
+    (["model=preact_resnet", "depth=110"], 6.37),
+    # no reference: a depth the table lacks, two variants at once, a gate bias the table lacks
+    (["depth=56", "model.shortcut_kind=conv1x1"], None),
+    (["depth=110", "model.shortcut_kind=conv1x1", "model.block_order=full_preact"], None),
+    (["depth=110", "model.shortcut_kind=shortcut_gating", "model.gate_bias=-2"], None),
+])
+def test_variants_find_the_papers_error(compose_cfg, overrides, error):
+    assert ref(compose_cfg, *overrides) == error
+
+
+def test_preact_1001_on_cifar100(compose_cfg):
+    assert ref(compose_cfg, "model=preact_resnet", "depth=1001", "model.block=bottleneck", dataset="cifar100") == 22.71
+
+
+def test_summary_prints_fail_beside_a_run():
+    rows = [{"run": "0_resnet110-A", "status": "finished", "final_test_error": 31.0, "paper_test_error": FAIL},
+            {"run": "1_resnet110-A", "status": "finished", "final_test_error": 7.0, "paper_test_error": 6.91}]
+    console = Console(width=200, record=True)
+    console.print(summary_table(rows, "sweep"))
+    text = console.export_text()
+    assert "fail" in text.splitlines()[4] and "6.91" in text
