@@ -45,11 +45,11 @@ def _convs(block, in_channels, width, out_channels, stride, skip, groups=1):
                                                           for _ in range(skip - 1)]
 
 
-def make_block(block, in_channels, stage_width, stride, *, norm, activation, shortcut="A", block_order="original",
-               skip=2, shortcut_kind="identity", shortcut_scale=0.5, shortcut_dropout=0.5, gate_bias=-6.0):
-    """(block module, its output channels) for one block of a stage `stage_width` wide. The paper's own
-    blocks (original order, identity-like shortcuts, 2 convs) are the classic classes; every other
-    combination is a unit of orders.py or gates.py around the same convs."""
+def make_block(block, in_channels, stage_width, stride, *, norm, activation, skip=2, shortcut=None, block_order=None,
+               shortcut_kind=None, shortcut_scale=None, shortcut_dropout=None, gate_bias=None):
+    """(block module, its output channels) for one block of a stage `stage_width` wide (plain blocks take
+    no shortcut options). The paper's own blocks (original order, identity-like shortcuts, 2 convs) are
+    the classic classes; every other combination is a unit of orders.py or gates.py around the same convs."""
     out_channels = stage_width * (EXPANSION if block == "bottleneck" else 1)
     convs = _convs(block, in_channels, stage_width, out_channels, stride, skip)
     if block == "plain":

@@ -77,7 +77,7 @@ GATED = ("exclusive_gating", "shortcut_gating")
 
 
 def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int, norm: str,
-                  shortcut_kind: str = "identity", scale: float = 0.5, dropout: float = 0.5) -> nn.Module:
+                  shortcut_kind: str = "identity", scale: float | None = None, dropout: float | None = None) -> nn.Module:
     changes = stride != 1 or in_channels != out_channels
     if kind == "C" or (kind == "B" and changes) or (shortcut_kind == "conv1x1" and not changes):
         return Projection(in_channels, out_channels, stride, norm)
