@@ -1,14 +1,32 @@
 """Reference errors of the paper variants (He et al. 2016, Tables 1, 2, 4), as a run records them."""
+from functools import cache
+
 import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
 from rich.console import Console
 
 from resexp.paper import FAIL, reference
 from resexp.track.summary import summary_table
 
 
-def ref(compose_cfg, *overrides, dataset="cifar10"):
-    cfg = compose_cfg(*overrides, tiny=False)
-    return reference(dataset, cfg.model.name, cfg.depth, cfg.model.shortcut, cfg.model).get("paper_test_error")
+@cache
+def model_group(model: str) -> dict:
+    """The composed `model` group of conf/model/<model>.yaml (composed once per model: tests stay fast)."""
+    with initialize_config_module("resexp.conf", version_base="1.3"):
+        return OmegaConf.to_container(compose("train", overrides=[f"model={model}"]).model)
+
+
+def ref(*overrides, dataset="cifar10"):
+    """The reference a run with these overrides (model=, depth=, model.key=value) records."""
+    options = dict(o.split("=") for o in overrides)
+    model, depth = options.pop("model", "resnet"), int(options.pop("depth"))
+    group = model_group(model)
+    for key, value in options.items():
+        key = key.removeprefix("model.")
+        assert key in group, key  # a real key of the group
+        group = {**group, key: value if isinstance(group[key], str) else float(value)}
+    return reference(dataset, model, depth, group["shortcut"], group).get("paper_test_error")
 
 
 @pytest.mark.parametrize("overrides,error", [
@@ -32,12 +50,12 @@ def ref(compose_cfg, *overrides, dataset="cifar10"):
     (["depth=110", "model.shortcut_kind=conv1x1", "model.block_order=full_preact"], None),
     (["depth=110", "model.shortcut_kind=shortcut_gating", "model.gate_bias=-2"], None),
 ])
-def test_variants_find_the_papers_error(compose_cfg, overrides, error):
-    assert ref(compose_cfg, *overrides) == error
+def test_variants_find_the_papers_error(overrides, error):
+    assert ref(*overrides) == error
 
 
-def test_preact_1001_on_cifar100(compose_cfg):
-    assert ref(compose_cfg, "model=preact_resnet", "depth=1001", "model.block=bottleneck", dataset="cifar100") == 22.71
+def test_preact_1001_on_cifar100():
+    assert ref("model=preact_resnet", "depth=1001", "model.block=bottleneck", dataset="cifar100") == 22.71
 
 
 def test_summary_prints_fail_beside_a_run():

@@ -29,7 +29,7 @@ RESIDUAL = ("shortcut", "shortcut_kind", "shortcut_scale", "shortcut_dropout", "
 class Family(NamedTuple):
     build: callable   # keywords: depth, width, num_classes, in_channels, norm, activation, *options
     depth: callable   # depth, **options -> anything; raises ValueError naming the valid depths
-    options: tuple    # the family's own keywords; any other key must keep its default
+    options: tuple = ()  # the family's own keywords; any other key must keep its default
 
 
 def _preact(block="basic", **options):
@@ -65,6 +65,11 @@ FAMILIES = {
     "imagenet_resnet": Family(partial(ImageNetNet, True), _depth_only(check_resnet_depth),
                               ("shortcut", "zero_init_residual")),
 }
+def _family(arch: str) -> Family:
+    """FAMILIES[arch] as a Family; a (build, depth check) pair is a family without options of its own."""
+    return Family(*FAMILIES[arch])
+
+
 # keys every family takes; build_model handles the init ones itself
 COMMON = ("activation", "width", "norm", "init", "init_alpha", "init_std", "num_classes", "in_channels")
 
@@ -76,7 +81,7 @@ def build_model(arch="resnet", depth=20, shortcut="A", activation="relu", width=
                 bottleneck=False, compression=1.0, cardinality=8, base_width=64, layout="cifar") -> nn.Module:
     options = {name: value for name, value in locals().items() if name not in ("arch", "depth")}
     check_model_args(arch, depth, **options)
-    family = FAMILIES[arch]
+    family = _family(arch)
     model = family.build(depth=depth, activation=activation, width=width, num_classes=num_classes,
                          in_channels=in_channels, norm=norm,
                          **{key: options[key] for key in family.options if key != "zero_init_residual"})
@@ -126,7 +131,7 @@ def check_model_args(arch, depth, **options):
     """Raise ValueError with one line naming the bad argument and what is allowed."""
     if arch not in FAMILIES:
         raise ValueError(f"unknown model {arch!r}; choose one of: {', '.join(FAMILIES)}")
-    family = FAMILIES[arch]
+    family = _family(arch)
     for key, value in options.items():
         if key not in DEFAULTS:
             raise ValueError(f"model.{key} is not a model option; choose from: "
@@ -135,7 +140,7 @@ def check_model_args(arch, depth, **options):
         if not test(value):
             raise ValueError(f"model.{key}={value!r} is invalid; {allowed}")
         if key not in family.options and key not in COMMON and value != DEFAULTS[key]:
-            users = [name for name, f in FAMILIES.items() if key in f.options]
+            users = [name for name in FAMILIES if key in _family(name).options]
             raise ValueError(f"model.{key}={value!r} does not apply to model {arch}; it applies to: "
                              + ", ".join(users))
     if options.get("block") == "bottleneck" and options.get("skip", DEFAULTS["skip"]) != DEFAULTS["skip"]:
