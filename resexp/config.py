@@ -8,8 +8,7 @@ from omegaconf import OmegaConf
 from . import names  # noqa: F401  (registers the run-name resolvers before Hydra composes anything)
 from .errors import UserError
 from .track.status import CONFIG_FILE
-from .models import check_model_args
-from .models.init import INITS
+from .models import check_model_args, model_options
 
 GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment")
 DEVICES = ("auto", "cpu", "cuda")
@@ -70,12 +69,9 @@ def validate(cfg) -> None:
         raise UserError(f"seed={cfg.seed!r} is invalid; it must be an integer")
     m = cfg.model
     try:
-        check_model_args(m.name, cfg.depth, m.shortcut, m.activation, m.width, m.norm)
+        check_model_args(m.name, cfg.depth, **model_options(m))
     except ValueError as e:
         raise UserError(str(e)) from None
-    if m.init not in INITS:
-        raise UserError(f"model.init={m.init!r} is invalid; choose one of: {', '.join(INITS)}")
-    _positive("model.init_alpha", m.init_alpha, float)
     for key in ("epochs", "batch_size", "log_every", "eval_batch_size", "checkpoint_every", "keep_checkpoints"):
         _positive(f"trainer.{key}", cfg.trainer[key])
     if cfg.trainer.eval_every is not None:

@@ -62,14 +62,14 @@ def test_parallel_sweep_with_the_joblib_launcher(tmp_path, resexp_cli):
 
 @pytest.mark.parametrize("override,expected", [
     ("depth=21", "depth=21 is not of the form 6n+2 with n >= 1; nearest valid depths: 20, 26"),
-    ("model.activation=swish", "unknown activation 'swish'; choose one of: relu, leaky_relu"),
-    ("model.shortcut=D", "unknown shortcut 'D'; choose one of: A, B, C"),
+    ("model.activation=swish", "model.activation='swish' is invalid; choose one of: relu, leaky_relu"),
+    ("model.shortcut=E", "model.shortcut='E' is invalid; choose one of: A, B, C, A_pool, D"),
     ("optimizer.lr=0", "optimizer.lr=0 is invalid; it must be a positive number"),
     ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is invalid"),
     ("trainer.batch_size=0", "trainer.batch_size=0 is invalid; it must be a positive integer"),
     ("trainer.epochs=-1", "trainer.epochs=-1 is invalid"),
     ("trainer.epochs=abc", "trainer.epochs='abc' is invalid"),
-    ("model=vgg", "model=vgg is not a known model; choose one of: "),
+    ("model=alexnet", "model=alexnet is not a known model; choose one of: "),
     ("optimizer=lbfgs", "optimizer=lbfgs is not a known optimizer; choose one of: adam, sgd"),
     ("+experiment=nope", "experiment=nope is not a known experiment; choose one of: "),
     ("trainer.epochz=3", "trainer.epochz"),
@@ -77,9 +77,9 @@ def test_parallel_sweep_with_the_joblib_launcher(tmp_path, resexp_cli):
     ("depth=20,32", "add -m"),
     ("depth=abc", "depth='abc' must be an integer"),
     ("seed=1.5", "seed=1.5 is invalid; it must be an integer"),
-    ("model.init=zeros", "model.init='zeros' is invalid; choose one of: kaiming, scaled_identity"),
+    ("model.init=zeros", "model.init='zeros' is invalid; choose one of: kaiming_normal, kaiming, kaiming_uniform"),
     ("model.init_alpha=0", "model.init_alpha=0 is invalid; it must be a positive number"),
-    ("model.norm=layer", "unknown norm 'layer'; choose one of: batch, none"),
+    ("model.norm=instance", "model.norm='instance' is invalid; choose one of: batch, group, layer, none"),
     ("trainer.checkpoint_every=0", "trainer.checkpoint_every=0 is invalid; it must be a positive integer"),
     ("trainer.keep_checkpoints=0", "trainer.keep_checkpoints=0 is invalid"),
     ("trainer.log_every=2.5", "trainer.log_every=2.5 is invalid; it must be a positive integer"),
@@ -107,8 +107,8 @@ def test_resume_refuses_a_sweep(tmp_path, monkeypatch, capsys):
 
 def test_bad_sweep_value_fails_before_any_job_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "-m", "model=plain,vgg"]) == 2
-    assert "model=vgg is not a known model" in capsys.readouterr().err
+    assert main(["train", "-m", "model=plain,alexnet"]) == 2
+    assert "model=alexnet is not a known model" in capsys.readouterr().err
 
 
 def test_bad_input_subprocess_exit_code_and_no_traceback(resexp_cli):

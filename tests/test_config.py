@@ -14,6 +14,7 @@ from resexp.train.loop import train
 # Options that cannot take TINY (synthetic-data keys, depth=8) and what they need instead; presets
 # named cifar* need the CIFAR files, which validate() skips checking when download=true.
 NEEDS = {"imagenet_plain": ["depth=18"], "imagenet_resnet": ["depth=18"], "resnet_bottleneck": ["depth=11"],
+         "densenet": ["depth=10"], "densenet_bc": ["depth=10"], "resnext": ["depth=11"], "vgg": ["depth=11"],
          "cifar10": ["dataset.download=true"], "cifar100": ["dataset.download=true"], "folder": ["dataset.root=."]}
 
 

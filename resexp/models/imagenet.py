@@ -56,7 +56,7 @@ class ImageNetNet(nn.Module):
         kind, counts = (check_resnet_depth if residual else check_plain_depth)(depth)
         self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
         self.bn1 = make_norm(norm, width)
-        self.act1 = make_activation(activation)
+        self.act1 = make_activation(activation, width)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         stages, channels = [], width
         for index, n in enumerate(counts):

@@ -70,14 +70,14 @@ def configuration_rows(runs: list[dict]) -> tuple[list[str], list[dict]]:
             "best_test_error": _mean(r.get("best_test_error") for r in done),
             "parameters": next((r["parameters"] for r in group if r.get("parameters") is not None), None),
             "paper_test_error": paper,
-            "paper_difference": None if paper is None or mean_test is None else mean_test - paper,
+            "paper_difference": None if paper is None or isinstance(paper, str) or mean_test is None else mean_test - paper,
             "wall_time": _mean(r.get("wall_time") for r in done),
         })
     return extra, rows
 
 
 def _fmt(value, digits=2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    return "-" if value is None else value if isinstance(value, str) else f"{value:.{digits}f}"  # str: paper.FAIL
 
 
 def _over_seeds(runs, key) -> str:

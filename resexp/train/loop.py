@@ -238,4 +238,4 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
             "steps": total_steps, "wall_time": s["elapsed"] + time.perf_counter() - start, "device": str(device),
             **({"final_val_error": row["val_error"]} if "val_error" in row else {}),
             **({"warmup_ended_at": warmup.ended_at} if warmup.ended_at else {}),
-            **reference(cfg.dataset.name, cfg.model.name, cfg.depth, cfg.model.shortcut)}
+            **reference(cfg.dataset.name, cfg.model.name, cfg.depth, cfg.model.shortcut, cfg.model)}

@@ -1,0 +1,46 @@
+"""ResNeXt for CIFAR (Xie et al. 2017, "Aggregated Residual Transformations", sec. 5.3).
+
+A 3x3 conv with `width` (64) channels, three stages of n bottleneck blocks (depth 9n+2; ResNeXt-29 is
+n = 3) whose outputs are 4x width, 8x, 16x (256, 512, 1024), a global average pool, a linear classifier.
+Each block's 3x3 conv is split into `cardinality` groups of `base_width` channels at stage 1, doubled
+per stage ("C x d", Fig. 3c form). ResNeXt-29 8x64d has 34.4M parameters, 16x64d 68.1M (their Table 7).
+"""
+from torch import nn
+
+from .activations import make_activation
+from .blocks import conv3x3
+from .bottleneck import EXPANSION, Bottleneck
+from .cifar import depth_rule
+from .norms import make_norm
+from .shortcuts import make_shortcut
+
+resnext_depth = depth_rule(9)
+
+
+class ResNeXt(nn.Module):
+    def __init__(self, *, depth, width, num_classes, in_channels, norm, activation, shortcut, cardinality,
+                 base_width):
+        super().__init__()
+        n = resnext_depth(depth)
+        self.conv1 = conv3x3(in_channels, width)
+        self.bn1 = make_norm(norm, width)
+        self.act1 = make_activation(activation, width)
+        stages, channels = [], width
+        for index in range(3):
+            blocks = []
+            inner, out = cardinality * base_width * 2 ** index, EXPANSION * width * 2 ** index
+            for b in range(n):
+                stride = 2 if index > 0 and b == 0 else 1
+                sc = make_shortcut(shortcut, channels, out, stride, norm)
+                blocks.append(Bottleneck(channels, inner, stride, sc, norm, activation, groups=cardinality,
+                                         out_channels=out))
+                channels = out
+            stages.append(nn.Sequential(*blocks))
+        self.stage1, self.stage2, self.stage3 = stages
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x):
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.stage3(self.stage2(self.stage1(x)))
+        return self.fc(self.pool(x).flatten(1))
