@@ -83,6 +83,7 @@ def validate(cfg) -> None:
     if m.init not in INITS:
         raise UserError(f"model.init={m.init!r} is invalid; choose one of: {', '.join(INITS)}")
     _positive("model.init_alpha", m.init_alpha, float)
+    _check_family_keys(m)
     for key in ("epochs", "batch_size", "log_every", "eval_batch_size", "checkpoint_every", "keep_checkpoints"):
         _positive(f"trainer.{key}", cfg.trainer[key])
     if cfg.trainer.eval_every is not None:
@@ -105,6 +106,12 @@ def validate(cfg) -> None:
             raise UserError("dataset.image_size must be >= 8 and dataset.num_classes >= 2")
     if not isinstance(d.augment.crop_padding, int) or d.augment.crop_padding < 0:
         raise UserError(f"dataset.augment.crop_padding={d.augment.crop_padding!r} is invalid; it must be an integer >= 0")
+
+
+def _check_family_keys(m) -> None:
+    """Keys only one model family has."""
+    if "residual" in m and not isinstance(m.residual, bool):
+        raise UserError(f"model.residual={m.residual!r} is invalid; choose true or false")
 
 
 MILESTONE_UNITS = {"fraction": "a fraction of training between 0 and 1", "step": "a positive iteration number",

@@ -7,6 +7,7 @@ from .activations import ACTIVATIONS
 from .cifar import CifarNet, stage_rule
 from .imagenet import ImageNetNet, check_plain_depth, check_resnet_depth
 from .init import init_weights
+from .linear import LinearNet, check_depth as check_linear_depth
 from .norms import NORMS
 from .shortcuts import SHORTCUTS
 
@@ -17,6 +18,7 @@ FAMILIES = {
     "resnet_bottleneck": (partial(CifarNet, "bottleneck"), stage_rule("bottleneck")),
     "imagenet_plain": (partial(ImageNetNet, False), check_plain_depth),
     "imagenet_resnet": (partial(ImageNetNet, True), check_resnet_depth),
+    "linear_deep": (LinearNet, check_linear_depth),
 }
 
 
@@ -38,11 +40,12 @@ def check_model_args(arch, depth, shortcut="A", activation="relu", width=16, nor
 
 
 def build_model(arch="resnet", depth=20, shortcut="A", activation="relu", width=16, num_classes=10,
-                in_channels=3, norm="batch", init="kaiming", init_alpha=1.0) -> nn.Module:
+                in_channels=3, norm="batch", init="kaiming", init_alpha=1.0, **family_options) -> nn.Module:
+    """`family_options`: keys only one family has (linear_deep's `residual`), passed to its constructor."""
     check_model_args(arch, depth, shortcut, activation, width, norm)
     constructor = FAMILIES[arch][0]
     model = constructor(depth=depth, shortcut=shortcut, activation=activation, width=width,
-                        num_classes=num_classes, in_channels=in_channels, norm=norm)
+                        num_classes=num_classes, in_channels=in_channels, norm=norm, **family_options)
     init_weights(model, init, init_alpha)
     return model
 
