@@ -122,5 +122,5 @@ def main(args) -> int:
         print(text)
     else:
         console.print(table(results, {cfg.trainer.batch_size for _, cfg in jobs}))
-        console.print(f"wrote {out / FILES[0]} and {FILES[1]}", highlight=False, soft_wrap=True)
+        console.print(f"wrote {out}/: {' '.join(FILES)}", highlight=False, soft_wrap=True)
     return 0
