@@ -105,9 +105,9 @@ def table(results: list[dict]) -> Table:
     inputs = {_dims(r["input"]) for r in results}
     t = Table(title=f"Multiply-adds (FlopCounterMode FLOPs / 2), one {' / '.join(sorted(inputs))} image")
     t.add_column("net / part")
-    for column in ("layers", "params", "mult-adds", "output", "act. MB"):
+    for column in ("layers", "params", "mult-adds", "output", "act. MiB"):
         t.add_column(column, justify="right")
-    t.caption = "layers: conv and linear layers outside shortcuts; act. MB: float32 layer outputs per image"
+    t.caption = "layers: conv and linear layers outside shortcuts; act.: float32 layer outputs per image"
     for r in results:
         t.add_row(f"[bold]{r['net']}", str(r["layers"]), si(r["parameters"]), si(r["mult_adds"]),
                   _dims(r["output"]), f"{r['activation_bytes'] / 2**20:.2f}")

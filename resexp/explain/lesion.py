@@ -161,6 +161,7 @@ def figure(results, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (single, randoms) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True, layout="constrained")
     for r, label, colour in zip(results, _labels(results), plt.get_cmap("tab10").colors * 3):
@@ -172,12 +173,16 @@ def figure(results, path: Path) -> None:
         randoms.plot(ks, [row["mean"] for row in r["random"]], "o-", color=colour, markersize=3, linewidth=1.2)
         randoms.fill_between(ks, [row["min"] for row in r["random"]], [row["max"] for row in r["random"]],
                              color=colour, alpha=0.2, linewidth=0)
-    single.set_title("one block deleted (dotted: no block deleted)")
+    for position, b in enumerate(results[0]["blocks"], start=1):
+        if b["name"].endswith(".0") and position > 1:  # a stage's first block: where the map shrinks
+            single.axvline(position, color="grey", linewidth=0.8, alpha=0.5)
+    single.set_title("one block deleted (dotted: none; grey: a stage begins)")
     single.set_xlabel("deleted block (input → output)")
     single.set_ylabel("test error (%)")
     randoms.set_title("k random blocks deleted (mean, min-max band)")
     randoms.set_xlabel("blocks deleted, k")
     for ax in (single, randoms):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.set_ylim(0, 100)
     fig.legend(loc="outside right center", fontsize="small")
