@@ -140,8 +140,8 @@ def tables(results, draws: int) -> tuple[Table, Table]:
     single.add_row("none", *(_cell(r["intact_error"]) for r in results))
     names = list(dict.fromkeys(b["name"] for r in results for b in r["blocks"]))
     for name in names:
-        errors = [next((b["error"] for b in r["blocks"] if b["name"] == name), None) for r in results]
-        single.add_row(name, *map(_cell, errors))
+        found = [next((b for b in r["blocks"] if b["name"] == name), None) for r in results]
+        single.add_row(name, *("" if b is None else _cell(b["error"]) for b in found))  # "": the net has no such block
     single.caption = "-: changes the shape, kept"
     randoms = Table(title=f"Test error (%) with k random blocks deleted, mean (min-max) of {draws} draws",
                     min_width=76)
