@@ -17,6 +17,9 @@ commands:
   bench     training throughput (images/s) of plain and residual nets on this machine
   report    figures and tables of a run, a sweep or runs/: resexp report PATH (writes PATH/report/)
   compare   one table of hand-picked runs: resexp compare RUN_A RUN_B ...
+  describe  layers, parameters, multiply-adds, activation memory per stage (train's overrides)
+  gradients per-layer gradient norm and activation std at init, one batch (train's overrides)
+  lesion    test error of a trained run with blocks deleted: resexp lesion RUN [RUN ...]
 
 `resexp train --help` lists the config groups and keys; `resexp train --cfg job` prints the composed config.
 """
@@ -176,7 +179,16 @@ def compare_command(args) -> int:
     return compare(args)
 
 
-COMMANDS = {"train": train_command, "bench": bench_command, "report": report_command, "compare": compare_command}
+def explain_command(name):
+    """`resexp describe|gradients|lesion`: resexp/explain/<name>.py's main(args)."""
+    def command(args) -> int:
+        from importlib import import_module
+        return import_module(f".explain.{name}", __package__).main(args)
+    return command
+
+
+COMMANDS = {"train": train_command, "bench": bench_command, "report": report_command, "compare": compare_command,
+            **{name: explain_command(name) for name in ("describe", "gradients", "lesion")}}
 
 
 def main(argv=None) -> int:

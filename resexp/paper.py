@@ -83,3 +83,15 @@ def reference(dataset: str, model: str, depth: int, shortcut: str, options=None)
         return {}
     error, source = found
     return {"paper_test_error": error, "paper_source": source, "paper_dataset": dataset}
+
+
+# Multiply-adds for one 224x224 image, in billions. He et al. 2015 call them FLOPs: "3.6 billion FLOPs
+# (multiply-adds)" (sec. 3.3); Table 1's bottom row for 18..152 layers (plain and residual alike), sec. 3.3
+# for VGG-19 and sec. 4.1 for VGG-16 ("VGG-16/19 nets (15.3/19.6 billion FLOPs)").
+HE_2015_MULT_ADDS = {("imagenet_plain", 18): 1.8, ("imagenet_resnet", 18): 1.8, ("imagenet_plain", 34): 3.6,
+                     ("imagenet_resnet", 34): 3.6, ("imagenet_resnet", 50): 3.8, ("imagenet_resnet", 101): 7.6,
+                     ("imagenet_resnet", 152): 11.3, ("vgg", 16): 15.3, ("vgg", 19): 19.6}
+# torchvision's published "GFLOPS" (multiply-adds, 224x224) of resnet18..152, from the table of its models
+# documentation. Its bottleneck blocks stride in the 3x3 conv ("ResNet v1.5"), as resexp's do; He et al.'s
+# stride in the first 1x1 conv, which costs less.
+TORCHVISION_MULT_ADDS = {18: 1.814, 34: 3.664, 50: 4.089, 101: 7.801, 152: 11.514}

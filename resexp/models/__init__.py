@@ -14,6 +14,7 @@ from .cifar import CifarNet, cifar_depth
 from .densenet import DenseNet, densenet_depth
 from .imagenet import ImageNetNet, check_plain_depth, check_resnet_depth
 from .init import INITS, init_weights
+from .linear import LinearNet, check_depth as check_linear_depth
 from .norms import NORMS
 from .orders import ORDERS
 from .resnext import ResNeXt, resnext_depth
@@ -64,6 +65,7 @@ FAMILIES = {
     "imagenet_plain": Family(partial(ImageNetNet, False), _depth_only(check_plain_depth), ("shortcut",)),
     "imagenet_resnet": Family(partial(ImageNetNet, True), _depth_only(check_resnet_depth),
                               ("shortcut", "zero_init_residual")),
+    "linear_deep": Family(LinearNet, _depth_only(check_linear_depth), ("residual",)),
 }
 def _family(arch: str) -> Family:
     """FAMILIES[arch] as a Family; a (build, depth check) pair is a family without options of its own."""
@@ -78,7 +80,8 @@ def build_model(arch="resnet", depth=20, shortcut="A", activation="relu", width=
                 in_channels=3, norm="batch", init="kaiming_normal", init_alpha=1.0, init_std=0.01,
                 zero_init_residual=False, block_order="original", skip=2, shortcut_kind="identity",
                 shortcut_scale=0.5, shortcut_dropout=0.5, gate_bias=-6.0, block="basic", growth=12,
-                bottleneck=False, compression=1.0, cardinality=8, base_width=64, layout="cifar") -> nn.Module:
+                bottleneck=False, compression=1.0, cardinality=8, base_width=64, layout="cifar",
+                residual=False) -> nn.Module:
     options = {name: value for name, value in locals().items() if name not in ("arch", "depth")}
     check_model_args(arch, depth, **options)
     family = _family(arch)
@@ -104,6 +107,7 @@ _ALLOWED = {
     "layout": (lambda v: v in LAYOUTS, "choose one of: " + ", ".join(LAYOUTS)),
     "zero_init_residual": (lambda v: isinstance(v, bool), "it must be true or false"),
     "bottleneck": (lambda v: isinstance(v, bool), "it must be true or false"),
+    "residual": (lambda v: isinstance(v, bool), "it must be true or false"),
     "width": (lambda v: _count(v), "it must be a positive integer (16 in the paper)"),
     "growth": (lambda v: _count(v), "it must be a positive integer (12 in Huang et al. 2017)"),
     "cardinality": (lambda v: _count(v), "it must be a positive integer"),

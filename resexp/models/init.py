@@ -4,13 +4,16 @@ kaiming_normal: He et al. 2015b ("Delving deep into rectifiers"), used by He et 
   `kaiming` is its old name here. kaiming_uniform: the same variance from a uniform distribution.
 xavier: Glorot and Bengio 2010 (normal). orthogonal: Saxe et al. 2014. normal: N(0, init_std^2)
   (Simonyan and Zisserman 2015 trained VGG-11 from N(0, 0.01^2)).
-scaled_identity: every 3x3 conv starts as `alpha` times the identity (a Dirac kernel). With alpha > 1
+scaled_identity: every 3x3 conv starts as `alpha` times the identity (a Dirac kernel), every square
+linear layer of linear_deep as alpha * I. With alpha > 1
 and no normalization the signal grows as alpha**depth: the textbook way to make a deep plain net blow up.
 zero_init_residual: the last norm of every residual branch starts at 0 (Goyal et al. 2017, "Accurate,
 Large Minibatch SGD", sec. 5.1), so every residual block starts as its shortcut.
 Gate biases (gates.py) start at their configured value.
 """
 from torch import nn
+
+from .linear import SquareLinear
 
 INITS = ("kaiming_normal", "kaiming", "kaiming_uniform", "xavier", "orthogonal", "normal", "scaled_identity")
 NORM_LAYERS = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
@@ -20,6 +23,9 @@ def _init_weight(m: nn.Module, scheme: str, alpha: float, std: float) -> None:
     mode = "fan_out" if isinstance(m, nn.Conv2d) else "fan_in"
     if scheme == "scaled_identity" and isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.groups == 1:
         nn.init.dirac_(m.weight)
+        m.weight.data.mul_(alpha)
+    elif scheme == "scaled_identity" and isinstance(m, SquareLinear):
+        nn.init.eye_(m.weight)
         m.weight.data.mul_(alpha)
     elif scheme == "kaiming_uniform":
         nn.init.kaiming_uniform_(m.weight, mode=mode, nonlinearity="relu")

@@ -25,7 +25,7 @@ def response_stds(model, x) -> dict:
         model.train(was_training)
         for hook in hooks:
             hook.remove()
-    return {"layers": names, "std": [t.item() for t in outputs]}
+    return {"layers": names, "std": torch.stack(outputs).tolist() if outputs else []}  # linear_deep has no norm
 
 
 def write_responses(run_dir, model, x) -> None:

@@ -1,0 +1,224 @@
+"""`resexp lesion RUN [RUN ...]`: the test error of a trained net with blocks deleted at test time.
+
+Veit et al. 2016, "Residual Networks Behave Like Ensembles of Relatively Shallow Networks": delete each
+block in turn, then k random blocks at once (k = 1..n, a few draws each), and evaluate the test split.
+A residual block is replaced by its own shortcut (the identity, or the zero-padding or projection where
+the dimensions change); a plain block whose input and output shapes match is replaced by the identity,
+and one that changes the shape cannot be deleted. The blocks are the children of the net's stages (its
+top-level nn.Sequential modules). Runs on the CPU from the run's newest checkpoint and its own config.
+"""
+import json
+import math
+import random
+import statistics
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from rich.table import Table
+from torch import nn
+
+from ..config import validate
+from ..errors import UserError
+from ..models import model_from_config
+from ..track.progress import console
+from ..track.status import CONFIG_FILE, read_status
+from ..train.checkpoint import checkpoint_paths, load_checkpoint, restore
+from ..train.loop import evaluate
+from .nets import CPU, Datasets, Parser, output_dir
+
+FILES = ("lesion.png", "lesion.json")
+
+
+@dataclass
+class Block:
+    name: str                        # e.g. stage2.0
+    stage: nn.Sequential
+    index: int
+    module: nn.Module
+    replacement: nn.Module | None    # what stands in for it when deleted; None: it changes the shape
+
+
+def find_blocks(model: nn.Module, x) -> list[Block]:
+    """Every child of a top-level nn.Sequential, in forward order, with what replaces it when deleted."""
+    candidates = [(f"{stage_name}.{i}", stage, i, block) for stage_name, stage in model.named_children()
+                  if isinstance(stage, nn.Sequential) for i, block in enumerate(stage)]
+    same_shape = {}
+    hooks = [block.register_forward_hook(
+        lambda m, inputs, out: same_shape.__setitem__(m, inputs[0].shape == out.shape)) for *_, block in candidates]
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    blocks = []
+    for name, stage, i, block in candidates:
+        if isinstance(getattr(block, "shortcut", None), nn.Module):
+            replacement = block.shortcut
+        else:
+            replacement = nn.Identity() if same_shape[block] else None
+        blocks.append(Block(name, stage, i, block, replacement))
+    return blocks
+
+
+@contextmanager
+def deleted(blocks):
+    """The net with `blocks` replaced by their stand-ins; put back afterwards."""
+    for b in blocks:
+        b.stage[b.index] = b.replacement
+    try:
+        yield
+    finally:
+        for b in blocks:
+            b.stage[b.index] = b.module
+
+
+def open_run(run_dir: Path):
+    """(config, newest checkpoint) of a run directory; one line when it is not a run or has no checkpoint."""
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); give one under runs/")
+    checkpoints = checkpoint_paths(run_dir)
+    if not checkpoints:
+        raise UserError(f"{run_dir} has no checkpoint (checkpoints/step_*.pt): lesion needs a trained run's "
+                        "weights; resume or re-run it")
+    cfg = OmegaConf.load(run_dir / CONFIG_FILE)
+    cfg.device = CPU
+    validate(cfg)
+    return cfg, checkpoints[-1]
+
+
+def lesion_run(run_dir: Path, cfg, checkpoint: Path, data, draws: int, max_k: int | None, seed: int) -> dict:
+    model = model_from_config(cfg.model, cfg.depth, data.num_classes, data.in_channels)
+    restore(model, load_checkpoint(checkpoint, CPU)["model"], checkpoint, "model")
+    batch = cfg.trainer.eval_batch_size
+
+    def error(blocks=()):
+        with deleted(blocks):
+            return evaluate(model, data, batch)[0]
+
+    blocks = find_blocks(model, data.normalize(data.test_x[:2]))
+    deletable = [b for b in blocks if b.replacement is not None]
+    rng = random.Random(seed)
+    by_k = []
+    for k in range(1, min(max_k or len(deletable), len(deletable)) + 1):
+        errors = [error(rng.sample(deletable, k)) for _ in range(draws)]
+        by_k.append({"k": k, "errors": errors, "mean": statistics.fmean(errors), "min": min(errors),
+                     "max": max(errors)})
+    status = read_status(run_dir) or {}
+    return {"run": str(run_dir), "net": f"{cfg.model.name}-{cfg.depth}", "checkpoint": checkpoint.name,
+            "final_test_error": status.get("final_test_error"), "intact_error": error(),
+            "blocks": [{"name": b.name, "deleted_as": _kind(b), "error": error([b]) if b.replacement else None}
+                       for b in blocks],
+            "random": by_k}
+
+
+def _kind(block: Block) -> str:
+    if block.replacement is None:
+        return "kept (changes shape)"
+    return "shortcut" if block.replacement is getattr(block.module, "shortcut", None) else "identity"
+
+
+def _labels(results) -> list[str]:
+    """Net names, or run directory names where two runs share a net name."""
+    nets = [r["net"] for r in results]
+    return [n if nets.count(n) == 1 else Path(r["run"]).name for n, r in zip(nets, results)]
+
+
+def _cell(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def tables(results, draws: int) -> tuple[Table, Table]:
+    labels = _labels(results)
+    single = Table(title="Test error (%) with one block deleted", min_width=44)
+    single.add_column("deleted")
+    for label in labels:
+        single.add_column(label, justify="right")
+    single.add_row("none", *(_cell(r["intact_error"]) for r in results))
+    names = list(dict.fromkeys(b["name"] for r in results for b in r["blocks"]))
+    for name in names:
+        found = [next((b for b in r["blocks"] if b["name"] == name), None) for r in results]
+        single.add_row(name, *("" if b is None else _cell(b["error"]) for b in found))  # "": the net has no such block
+    single.caption = "-: changes the shape, kept"
+    randoms = Table(title=f"Test error (%) with k random blocks deleted, mean (min-max) of {draws} draws",
+                    min_width=76)
+    randoms.add_column("k", justify="right")
+    for label in labels:
+        randoms.add_column(label, justify="right")
+    for k in range(1, max((len(r["random"]) for r in results), default=0) + 1):
+        cells = []
+        for r in results:
+            row = r["random"][k - 1] if k <= len(r["random"]) else None
+            cells.append("" if row is None else f"{row['mean']:.1f} ({row['min']:.1f}-{row['max']:.1f})")
+        randoms.add_row(str(k), *cells)
+    return single, randoms
+
+
+def figure(results, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (single, randoms) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True, layout="constrained")
+    for r, label, colour in zip(results, _labels(results), plt.get_cmap("tab10").colors * 3):
+        position = range(1, len(r["blocks"]) + 1)
+        errors = [math.nan if b["error"] is None else b["error"] for b in r["blocks"]]
+        single.plot(position, errors, "o-", color=colour, markersize=3, linewidth=1.2, label=label)
+        single.axhline(r["intact_error"], color=colour, linestyle=":", linewidth=1)
+        ks = [row["k"] for row in r["random"]]
+        randoms.plot(ks, [row["mean"] for row in r["random"]], "o-", color=colour, markersize=3, linewidth=1.2)
+        randoms.fill_between(ks, [row["min"] for row in r["random"]], [row["max"] for row in r["random"]],
+                             color=colour, alpha=0.2, linewidth=0)
+    for position, b in enumerate(results[0]["blocks"], start=1):
+        if b["name"].endswith(".0") and position > 1:  # a stage's first block: where the map shrinks
+            single.axvline(position, color="grey", linewidth=0.8, alpha=0.5)
+    single.set_title("one block deleted (dotted: none; grey: a stage begins)")
+    single.set_xlabel("deleted block (input → output)")
+    single.set_ylabel("test error (%)")
+    randoms.set_title("k random blocks deleted (mean, min-max band)")
+    randoms.set_xlabel("blocks deleted, k")
+    for ax in (single, randoms):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.set_ylim(0, 100)
+    fig.legend(loc="outside right center", fontsize="small")
+    fig.suptitle("Lesion study (Veit et al. 2016): deleting blocks of a trained net at test time")
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def main(args) -> int:
+    p = Parser(prog="resexp lesion", description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories with a checkpoint")
+    p.add_argument("--draws", type=int, default=3, help="random subsets per k (default: 3)")
+    p.add_argument("--max-k", type=int, metavar="K", help="largest number of random deletions (default: all blocks)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random subsets (default: 0)")
+    p.add_argument("--out", metavar="DIR", help="where lesion.png and lesion.json go "
+                                                "(default: runs/explain/lesion-DATE_TIME); never overwritten")
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON instead of tables")
+    opts = p.parse_args(args)
+    for flag, value in (("--draws", opts.draws), ("--max-k", opts.max_k)):
+        if value is not None and value < 1:
+            p.error(f"{flag} {value} is invalid; it must be a positive integer")
+    runs = [(Path(run), *open_run(Path(run))) for run in opts.runs]
+    out = output_dir(opts.out, "lesion", FILES)
+    datasets = Datasets()
+    results = [lesion_run(run, cfg, checkpoint, datasets(cfg.dataset), opts.draws, opts.max_k, opts.seed)
+               for run, cfg, checkpoint in runs]
+    out.mkdir(parents=True, exist_ok=True)
+    figure(results, out / FILES[0])
+    text = json.dumps(results, indent=1)
+    (out / FILES[1]).write_text(text + "\n")
+    if opts.json:
+        print(text)
+        return 0
+    for t in tables(results, opts.draws):
+        console.print(t)
+    finals = ", ".join(f"{label} {_cell(r['final_test_error'])}" for label, r in zip(_labels(results), results))
+    console.print(f"the runs' own final test error (status.json): {finals}", highlight=False)
+    console.print(f"wrote {out}/: {' '.join(FILES)}", highlight=False, soft_wrap=True)
+    return 0

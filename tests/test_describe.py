@@ -1,0 +1,105 @@
+"""`resexp describe`: the papers' parameter and multiply-add counts, per-stage rows that add up, bad input."""
+import json
+
+import pytest
+import torch
+
+from resexp import build_model, count_parameters
+from resexp.cli import main
+from resexp.explain.describe import measure
+from resexp.models.bottleneck import Bottleneck
+from resexp.paper import HE_2015_MULT_ADDS, TORCHVISION_MULT_ADDS
+from tests.test_imagenet_models import TORCHVISION_PARAMS
+from tests.test_models import PAPER_PARAMS
+
+def describe_json(capsys, *args) -> list[dict]:
+    assert main(["describe", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _slow_beyond_50(*args):
+    """ImageNet nets deeper than 50 layers take seconds each to count on a busy 2-core machine."""
+    if args[-1] > 50:
+        return pytest.param(*args, marks=pytest.mark.slow)
+    return args if len(args) > 1 else args[0]
+
+
+@pytest.mark.parametrize("depth", [_slow_beyond_50(d) for d in TORCHVISION_PARAMS])
+def test_imagenet_counts_equal_torchvisions_published_ones(depth):
+    """resexp's bottlenecks stride in the 3x3 conv, like torchvision's ("ResNet v1.5"): its published
+    GFLOPS (multiply-adds, 3 decimals) and parameter counts are matched to the last digit given."""
+    with torch.device("meta"):
+        model = build_model("imagenet_resnet", depth, shortcut="B", width=64, num_classes=1000)
+    counted = measure(model, (3, 224, 224))
+    assert counted["parameters"] == TORCHVISION_PARAMS[depth]
+    assert counted["mult_adds"] / 1e9 == pytest.approx(TORCHVISION_MULT_ADDS[depth], abs=5e-4)
+    assert counted["layers"] == depth and counted["output"] == [1000]
+
+
+def papers_stride(model):
+    """He et al. 2015 stride a downsampling bottleneck in its first 1x1 conv, not in the 3x3 one."""
+    for block in model.modules():
+        if isinstance(block, Bottleneck) and block.conv2.stride == (2, 2):
+            block.conv1.stride, block.conv2.stride = (2, 2), (1, 1)
+    return model
+
+
+@pytest.mark.parametrize("arch,depth", [_slow_beyond_50(a, d) for a, d in HE_2015_MULT_ADDS if a != "vgg"])
+def test_multiply_adds_match_he_et_al_2015(arch, depth):
+    """He et al. give 2-3 significant digits and do not round consistently (3.66 is printed 3.6, 7.57 is
+    7.6), so within 2%. The counter counts conv and linear multiply-adds, as the paper does: BN, ReLU,
+    pooling and additions are not counted (they would add about 1%)."""
+    with torch.device("meta"):
+        model = papers_stride(build_model(arch, depth, shortcut="B", width=64, num_classes=1000))
+    counted = measure(model, (3, 224, 224))["mult_adds"] / 1e9
+    assert counted == pytest.approx(HE_2015_MULT_ADDS[(arch, depth)], rel=0.02)
+
+
+def test_cifar_counts_parameters_layers_and_parts(capsys):
+    rows = describe_json(capsys, "model=plain,resnet", "depth=20", "--image-size", "32")
+    for r in rows:
+        arch, depth = r["net"].split("-")
+        assert r["parameters"] == count_parameters(build_model(arch, int(depth)))
+        assert round(r["parameters"] / 1e6, 2) == PAPER_PARAMS[int(depth)]
+        assert r["input"] == [3, 32, 32] and r["output"] == [10]
+        assert r["layers"] == int(depth)
+        assert [p["part"] for p in r["parts"]] == ["stem", "stage1", "stage2", "stage3", "head"]
+        for key in ("layers", "parameters", "mult_adds", "activation_bytes"):
+            assert sum(p[key] for p in r["parts"]) == r[key]
+        assert [p["output"] for p in r["parts"]][1:4] == [[16, 32, 32], [32, 16, 16], [64, 8, 8]]
+    for depth in (20, 32, 44, 56, 110):  # the paper's Table 6 sizes, counted on the meta device
+        with torch.device("meta"):
+            counted = measure(build_model("resnet", depth), (3, 32, 32))
+        assert round(counted["parameters"] / 1e6, 2 if depth < 100 else 1) == PAPER_PARAMS[depth]
+        assert counted["layers"] == depth
+    # ResNet-20 at 32x32 by hand: stem 32*32*16*27; stage 1: 6 convs of 32*32*16*144; stages 2 and 3: a
+    # strided conv of 16*16*32*144 (8*8*64*288) and 5 of 16*16*32*288 (8*8*64*576); fc 64*10. Option A adds none.
+    by_hand = 32 * 32 * 16 * 27 + 6 * 32 * 32 * 16 * 144 + 2 * (16 * 16 * 32 * 144 + 5 * 16 * 16 * 32 * 288) + 640
+    assert rows[1]["net"] == "resnet-20" and rows[1]["mult_adds"] == by_hand == 40_551_040
+    # Activations: the plain net's float32 layer outputs (conv, BN, ReLU per layer) plus the pooled features
+    # and the logits; ResNet-20's option-A shortcuts add the two padded maps where the stages change.
+    per_layer = 3 * 4 * (16 * 32 * 32 * 7 + 32 * 16 * 16 * 6 + 64 * 8 * 8 * 6)
+    assert rows[0]["activation_bytes"] == per_layer + 4 * (64 + 10)
+    assert rows[1]["activation_bytes"] == rows[0]["activation_bytes"] + 4 * (32 * 16 * 16 + 64 * 8 * 8)
+
+
+def test_table_says_multiply_adds_and_fits_80_columns(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["describe", "model=imagenet_resnet", "depth=50", "--image-size", "224", "--classes", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "Multiply-adds (FlopCounterMode FLOPs / 2), one 3x224x224 image" in out
+    assert "imagenet_resnet-50" in out and "4.09G" in out and "25.6M" in out
+    assert max(map(len, out.splitlines())) <= 80
+
+
+@pytest.mark.parametrize("args,message", [
+    (["depth=21"], "depth=21 is not of the form 6n+2"),
+    (["--image-size", "0"], "--image-size 0 is invalid; it must be a positive integer"),
+    (["--image-size", "big"], "invalid int value: 'big'"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["model=vggish"], "model=vggish"),
+])
+def test_bad_input_is_one_line(args, message, capsys):
+    assert main(["describe", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
