@@ -36,6 +36,16 @@ for _name, _part in (("net_model", 0), ("net_depth", 1)):
         OmegaConf.register_new_resolver(_name, lambda net, _part=_part: split_net(net)[_part])
 
 
+def first_dir(*paths: str) -> str:
+    """The first of `paths` that is an existing directory, else the last: a dataset.root default that
+    prefers a system-wide copy (a Debian dataset package) over a folder of your own."""
+    return next((p for p in paths if Path(p).is_dir()), paths[-1])
+
+
+if not OmegaConf.has_resolver("first_dir"):
+    OmegaConf.register_new_resolver("first_dir", first_dir)
+
+
 def resume_config(run_dir) -> Path:
     """The saved config of the run that `resume=run_dir` continues; one line when there is none."""
     path = Path(run_dir) / CONFIG_FILE
@@ -98,6 +108,7 @@ def validate(cfg) -> None:
     _check_warmup(cfg.warmup)
     d = cfg.dataset
     _check_dataset(d)
+    _check_idx_dataset(d)
     if d.name == "synthetic":
         for key in ("image_size", "num_classes", "train_size", "test_size"):
             _positive(f"dataset.{key}", d[key])
@@ -152,3 +163,10 @@ def _check_dataset(d) -> None:
             raise UserError(f"dataset.test_fraction={d.test_fraction!r} is invalid; it must be between 0 and 1")
         if not Path(d.root).is_dir():
             raise UserError(f"dataset.root={d.root} is not a directory; point it at a folder of class sub-folders")
+
+
+def _check_idx_dataset(d) -> None:
+    """Fashion-MNIST and MNIST: the four IDX files must be in dataset.root (unless downloading)."""
+    if d.name in ("fashion_mnist", "mnist"):
+        from .data.mnist import check_files
+        check_files(d)
