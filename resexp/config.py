@@ -168,5 +168,6 @@ def _check_dataset(d) -> None:
 def _check_idx_dataset(d) -> None:
     """Fashion-MNIST and MNIST: the four IDX files must be in dataset.root (unless downloading)."""
     if d.name in ("fashion_mnist", "mnist"):
+        _positive("dataset.image_size", d.image_size)
         from .data.mnist import check_files
         check_files(d)

@@ -67,6 +67,8 @@ def test_missing_files_say_how_to_get_them(tmp_path, monkeypatch, capsys):
     assert "fashion-mnist.s3-website.eu-central-1.amazonaws.com" in err
     assert main(["train", "dataset=mnist", "dataset.root=nowhere"]) == 2
     assert "ossci-datasets" in capsys.readouterr().err
+    assert main(["train", "dataset=fashion_mnist", "dataset.image_size=0"]) == 2
+    assert "dataset.image_size=0 is invalid; it must be a positive integer" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 
 
