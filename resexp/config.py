@@ -1,4 +1,5 @@
 """Checks on the composed config and on command-line overrides, each failing as one clear line."""
+import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -25,6 +26,16 @@ def split_net(net: str) -> tuple[str, int]:
 for _name, _part in (("net_model", 0), ("net_depth", 1)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, lambda net, _part=_part: split_net(net)[_part])
+
+
+def first_dir(*paths: str) -> str:
+    """The first of `paths` that is an existing directory, else the last: a dataset.root default that
+    prefers a system-wide copy (a Debian dataset package) over a folder of your own."""
+    return next((p for p in paths if Path(p).is_dir()), paths[-1])
+
+
+if not OmegaConf.has_resolver("first_dir"):
+    OmegaConf.register_new_resolver("first_dir", first_dir)
 
 
 def resume_config(run_dir) -> Path:
@@ -87,6 +98,7 @@ def validate(cfg) -> None:
     _check_warmup(cfg.warmup)
     d = cfg.dataset
     _check_dataset(d)
+    _check_idx_dataset(d)
     if d.name == "synthetic":
         for key in ("image_size", "num_classes", "train_size", "test_size"):
             _positive(f"dataset.{key}", d[key])
@@ -192,6 +204,10 @@ RANGES = {
     "dataset.noise": _number(0), "dataset.test_fraction": _number(0, 1, True, True),
     "dataset.augment.crop_padding": _integer(0),
     "model.width": _integer(1), "model.init_alpha": _number(0, low_open=True),
+    "model.init_std": _number(0, low_open=True), "model.skip": _integer(1), "model.growth": _integer(1),
+    "model.cardinality": _integer(1), "model.base_width": _integer(1), "model.compression": _number(0, 1, True),
+    "model.shortcut_dropout": _number(0, 1, high_open=True), "model.shortcut_scale": _number(-math.inf),
+    "model.gate_bias": _number(-math.inf),
     "trainer.epochs": _integer(1), "trainer.steps": _integer(1), "trainer.batch_size": _integer(1),
     "trainer.log_every": _integer(1), "trainer.profile_every": _integer(1), "trainer.eval_every": _integer(1),
     "trainer.eval_batch_size": _integer(1), "trainer.checkpoint_every": _integer(1),
@@ -224,3 +240,11 @@ def check_ranges(cfg) -> None:
     d = cfg.dataset
     if "train_size" in d and d.val_size >= d.train_size:
         raise UserError(f"dataset.val_size={d.val_size} is invalid; it must be below dataset.train_size={d.train_size}")
+
+
+def _check_idx_dataset(d) -> None:
+    """Fashion-MNIST and MNIST: the four IDX files must be in dataset.root (unless downloading)."""
+    if d.name in ("fashion_mnist", "mnist"):
+        _positive("dataset.image_size", d.image_size)
+        from .data.mnist import check_files
+        check_files(d)

@@ -1,4 +1,5 @@
-"""Small fake datasets in the official on-disk formats: CIFAR python pickles, image folders."""
+"""Small fake datasets in the official on-disk formats: CIFAR python pickles, MNIST IDX files, image folders."""
+import gzip
 import pickle
 import tarfile
 from pathlib import Path
@@ -65,3 +66,33 @@ def fake_image_folder(root, classes=("ant", "bee", "cat"), per_class=5, seed=0) 
             img.save(path)
             paths.append(path)
     return paths
+
+
+IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An IDX file's bytes: magic 0x0000 08 <ndim>, big-endian sizes, then the uint8 values."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def fake_idx(root, train=24, test=16, side=28, gz=True, seed=0) -> dict:
+    """Write the four (Fashion-)MNIST files into root, gzipped as published or raw as after gunzip,
+    with random pixels and labels; returns {split: (images N x side x side, labels)}."""
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for split, n in (("train", train), ("test", test)):
+        images = rng.integers(0, 256, (n, side, side), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        for name, array in zip(IDX_FILES[split], (images, labels)):
+            data = idx_bytes(array)
+            if gz:
+                (root / f"{name}.gz").write_bytes(gzip.compress(data))
+            else:
+                (root / name).write_bytes(data)
+        written[split] = (images, labels)
+    return written

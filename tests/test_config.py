@@ -12,14 +12,17 @@ from resexp.train.loop import train
 
 
 # Options that cannot take TINY (synthetic-data keys, depth=8) and what they need instead; presets
-# named cifar* need the CIFAR files, which validate() skips checking when download=true.
+# named cifar* and fashion* (and activations) need the dataset's files, which validate() skips checking
+# when download=true.
 NEEDS = {"imagenet_plain": ["depth=18"], "imagenet_resnet": ["depth=18"], "resnet_bottleneck": ["depth=11"],
          "densenet": ["depth=10"], "densenet_bc": ["depth=10"], "resnext": ["depth=11"], "vgg": ["depth=11"],
-         "cifar10": ["dataset.download=true"], "cifar100": ["dataset.download=true"], "folder": ["dataset.root=."]}
+         "cifar10": ["dataset.download=true"], "cifar100": ["dataset.download=true"], "folder": ["dataset.root=."],
+         "fashion_mnist": ["dataset.download=true"], "mnist": ["dataset.download=true"],
+         "activations": ["dataset.download=true"]}
 
 
 def compose_option(compose_cfg, group, option):
-    needs = NEEDS.get(option, ["dataset.download=true"] if option.startswith("cifar") else None)
+    needs = NEEDS.get(option, ["dataset.download=true"] if option.startswith(("cifar", "fashion")) else None)
     prefix = "+" if group == "experiment" else ""
     if needs is None:
         return compose_cfg(f"{prefix}{group}={option}")

@@ -7,10 +7,12 @@ from ..errors import UserError
 from .augment import random_crop, random_flip
 from .cifar import load_cifar
 from .folder import load_folder
+from .mnist import load_mnist
 from .synthetic import load_synthetic
 
 # dataset name -> loader(cfg) -> ((train_x, train_y), (test_x, test_y)), images uint8 N x C x H x W.
-LOADERS = {"synthetic": load_synthetic, "cifar10": load_cifar, "cifar100": load_cifar, "folder": load_folder}
+LOADERS = {"synthetic": load_synthetic, "cifar10": load_cifar, "cifar100": load_cifar, "folder": load_folder,
+           "fashion_mnist": load_mnist, "mnist": load_mnist}
 
 
 @dataclass
