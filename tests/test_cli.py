@@ -51,6 +51,7 @@ def test_multirun_makes_one_run_dir_per_job_and_a_summary(tmp_path, resexp_cli):
     assert "sweep sweep" in result.stdout and result.stdout.count("finished") >= 2
 
 
+@pytest.mark.slow  # ~20-30 s: `python -m pytest -m slow`
 def test_parallel_sweep_with_the_joblib_launcher(tmp_path, resexp_cli):
     result = resexp_cli("train", "-m", *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                         "model=plain,resnet", "hydra.sweep.dir=sweep")

@@ -144,6 +144,7 @@ def test_ctrl_c_and_sigterm_checkpoint_then_resume_is_offered(tmp_path, resexp_c
     assert done.returncode == 2 and "drop the other overrides: trainer.epochs=1" in done.stderr
 
 
+@pytest.mark.slow  # ~20-30 s: `python -m pytest -m slow`
 def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint(tmp_path, resexp_cli):
     run = tmp_path / "run"
     # 40 epochs x 4 steps: killed soon after the first checkpoint (step 4), with ~150 steps to spare.
@@ -194,6 +195,7 @@ def test_checkpoint_from_another_model_is_refused(tmp_path, monkeypatch, capsys)
     assert err.count("\n") == 1 and "does not match this run's model" in err
 
 
+@pytest.mark.slow  # ~20-30 s: `python -m pytest -m slow`
 def test_sweep_of_fifty_tiny_jobs_accounts_for_every_run(tmp_path, resexp_cli):
     result = resexp_cli("train", "-m", "dataset.train_size=64", "dataset.test_size=32", "dataset.image_size=8",
                         "trainer.epochs=1", "trainer.batch_size=64", "depth=8", "model.width=4", "device=cpu",

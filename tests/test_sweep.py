@@ -39,7 +39,7 @@ def test_every_invalid_combination_is_in_one_message(tmp_path, monkeypatch, caps
     assert len(lines) == 4  # one line per distinct problem, with the values its jobs share
     assert lines[1] == ("  depth=8 model.activation=relu dataset.noise=-1: dataset.noise=-1 is invalid; "
                         "it must be a number >= 0 (job 1)")
-    assert lines[2].startswith("  model.activation=swish: unknown activation 'swish'; choose one of: relu")
+    assert lines[2].startswith("  model.activation=swish: model.activation='swish' is invalid; choose one of: relu")
     assert lines[2].endswith("(jobs 2, 3, 6, 7)")
     assert lines[3].startswith("  depth=21 model.activation=relu: depth=21 is not of the form 6n+2")
     assert not (tmp_path / "runs").exists()
