@@ -11,6 +11,7 @@ from ..errors import UserError, debug_enabled
 from ..track.progress import console, err_console
 from ..track.status import CONFIG_FILE, read_status, write_status
 from ..track.summary import run_row, summary_table
+from . import distributed
 from .checkpoint import checkpoint_paths
 from .interrupt import StopRequest
 from .loop import Diverged, Interrupted, train
@@ -61,10 +62,15 @@ def claim_run_dir(cfg):
 
 def run_job(cfg) -> int:
     """Run one training job and record its status; returns its exit code."""
-    run_dir = None
+    run_dir = claimed = None
     try:
-        validate(cfg)
-        run_dir, cfg = claim_run_dir(cfg)
+        distributed.setup()
+        try:
+            validate(cfg)
+            run_dir, cfg = claim_run_dir(cfg)
+            claimed = (str(run_dir), OmegaConf.to_container(cfg, resolve=True))
+        finally:
+            distributed.share(claimed)  # under torchrun the other ranks train this run, or stop on None
         write_status(run_dir, "running", started=time.time(), pid=os.getpid())
         with StopRequest() as stop:
             result = train(cfg, run_dir, stop)
@@ -97,4 +103,24 @@ def run_job(cfg) -> int:
         return EXIT_FAILED
     write_status(run_dir, "finished", **result)
     console.print(summary_table([run_row(run_dir)], f"run {run_dir}"))
+    return 0
+
+
+def follow_leader() -> int:
+    """A rank other than 0 under torchrun: train rank 0's run (its directory and config) in step with it,
+    writing nothing and printing nothing; rank 0 reports the outcome. Returns the exit code."""
+    distributed.setup()
+    claimed = distributed.share(None)
+    if claimed is None:  # rank 0 refused the run and said why
+        return 2
+    run_dir, cfg = Path(claimed[0]), OmegaConf.create(claimed[1])
+    try:
+        with StopRequest() as stop:
+            train(cfg, run_dir, stop)
+    except Interrupted as e:
+        return 128 + e.signum
+    except Diverged:
+        return EXIT_DIVERGED
+    except UserError:
+        return 2
     return 0
