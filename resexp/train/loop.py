@@ -233,10 +233,9 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
             tr.take_step(done, s["order"])
             images_since_log += t.batch_size
             log_now, eval_now = done % t.log_every == 0, done % eval_every == 0
-            halt = bool(stop) and distributed.world_size() == 1  # several ranks stop together at a log point
+            stop_any = False
             if log_now or eval_now or done == total_steps:
-                totals, bad, lr_now, norms, eval_totals, halt_any = tr.read_log(bool(stop))
-                halt = halt or halt_any
+                totals, bad, lr_now, norms, eval_totals, stop_any = tr.read_log(bool(stop))
                 if bad >= 0 or not all(map(math.isfinite, norms)):
                     raise Diverged(int(bad) if bad >= 0 else done, s["row"])
                 loss_sum, wrong, seen = totals
@@ -263,6 +262,7 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
                 logger.evaluation(s["row"])
                 s["best_test_error"] = min(s["best_test_error"], test_error)
             s["step"] = done
+            halt = bool(stop) if distributed.world_size() == 1 else stop_any  # ranks stop together at a log point
             if done % checkpoint_every == 0 or done == total_steps or halt:
                 checkpoint()
             if halt:
