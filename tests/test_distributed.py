@@ -117,3 +117,14 @@ def test_sweep_through_submitit_local_lists_both_jobs(tmp_path, resexp_cli):
     assert result.stdout.count("finished") >= 2
     for job in ("0_plain8", "1_resnet8-A"):
         assert json.loads((tmp_path / "sweep" / job / "status.json").read_text())["status"] == "finished"
+
+
+def test_shipped_slurm_launcher_config_composes():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import compose, initialize_config_module
+    with initialize_config_module("resexp.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.partition, launcher.gpus_per_node, launcher.max_num_timeout) == ("gpu", 1, 3)
