@@ -70,7 +70,8 @@ def test_sigterm_to_one_rank_checkpoints_and_the_run_resumes(tmp_path):
     rank1 = [pid for pid in _children(proc.pid) if pid != rank0]
     assert len(rank1) == 1
     os.kill(rank1[0], signal.SIGTERM)
-    proc.communicate(timeout=120)
+    out, _ = proc.communicate(timeout=120)
+    assert "torchrun --nproc_per_node=2 -m resexp train resume=" in out
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "interrupted" and status["step"] < 400
     assert ckpt.checkpoint_paths(run)[-1].name == f"step_{status['step']:08d}.pt"

@@ -76,8 +76,10 @@ def run_job(cfg) -> int:
             result = train(cfg, run_dir, stop)
     except Interrupted as e:
         write_status(run_dir, "interrupted", step=e.step)
+        again = (f"torchrun --nproc_per_node={distributed.world_size()} -m resexp"
+                 if distributed.world_size() > 1 else "resexp")
         console.print(f"[magenta]interrupted[/] at step {e.step}, checkpoint saved; continue with:\n"
-                      f"  resexp train resume={run_dir}", highlight=False, soft_wrap=True)
+                      f"  {again} train resume={run_dir}", highlight=False, soft_wrap=True)
         raise SystemExit(128 + e.signum) from None
     except Diverged as e:
         last = e.row or {}
