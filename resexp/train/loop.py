@@ -95,7 +95,7 @@ class LogRead(NamedTuple):
     lr: float
     norms: list        # each layer's gradient norm (the same on every rank: DDP averaged the gradients)
     eval_totals: list  # like totals, since the last evaluation
-    halt: bool         # some rank was asked to stop
+    stop_any: bool     # some rank was asked to stop
 
 
 @dataclass
@@ -129,7 +129,7 @@ class Training:
         mine = torch.cat([step.since_log, step.since_eval, step.first_bad[None],
                           self.optimizer.param_groups[0]["lr"].reshape(1),
                           torch.full((1,), float(stopping), device=step.norms.device), step.norms])
-        rows = distributed.gather(mine)
+        rows = distributed.gather(mine)  # columns: 0-2 since_log, 3-5 since_eval, 6 first_bad, 7 lr, 8 stop, 9- norms
         bad = rows[:, 6]
         bad = torch.where(bad >= 0, bad, math.inf).min()
         values = torch.cat([rows[:, :6].sum(0), bad[None], rows[0, 7:8], rows[:, 8].amax()[None], rows[0, 9:]])
