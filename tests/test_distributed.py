@@ -129,3 +129,25 @@ def test_shipped_slurm_launcher_config_composes():
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.max_num_timeout) == ("gpu", 1, 3)
+
+
+def test_device_slot_is_the_sweep_job_number_or_the_local_rank(monkeypatch):
+    from hydra import compose, initialize_config_module
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import open_dict
+
+    from resexp.train.distributed import device_slot
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with initialize_config_module("resexp.conf", version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.mode, cfg.hydra.job.num = RunMode.MULTIRUN, 5
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert device_slot() == 5
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("LOCAL_RANK", "1")
+        assert device_slot() == 1
+    finally:
+        HydraConfig.instance().cfg = None
