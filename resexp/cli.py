@@ -153,12 +153,18 @@ def train_command(args) -> int:
     every job finished, else 1."""
     flags, overrides = _split_args(args)
     multirun = "-m" in flags or "--multirun" in flags
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and multirun:
+        raise UserError("torchrun runs one training job over several processes; drop -m "
+                        "(a sweep's jobs go one per GPU with hydra/launcher=joblib)")
     overrides = resume_overrides(overrides, multirun)
     if not _HELP_FLAGS.intersection(flags) and "--cfg" not in flags and "-c" not in flags:
         overrides = [*overrides, *precheck(overrides, multirun)]
     global _exit_code
     _exit_code = 0
     SweepSummary.unfinished = 0
+    if int(os.environ.get("RANK", 0)) > 0:  # under torchrun: rank 0 alone runs Hydra and owns the run
+        from .train.job import follow_leader
+        return follow_leader()
     sys.argv = ["resexp train", *flags, *overrides]
     _hydra_train()
     return int(SweepSummary.unfinished > 0 or _exit_code != 0) if multirun else _exit_code

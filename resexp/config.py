@@ -1,5 +1,6 @@
 """Checks on the composed config and on command-line overrides, each failing as one clear line."""
 import math
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -76,6 +77,7 @@ def validate(cfg) -> None:
         if not torch.cuda.is_available():
             raise UserError("device=cuda but no CUDA GPU is visible; use device=auto or device=cpu")
     _check_speed(cfg)
+    _check_world(cfg)
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise UserError(f"seed={cfg.seed!r} is invalid; it must be an integer")
     m = cfg.model
@@ -129,6 +131,14 @@ def _check_speed(cfg) -> None:
         if cfg.device == "cpu" or not torch.cuda.is_available():
             raise UserError("trainer.cuda_graph=true needs a CUDA GPU and none is in use here; "
                             "use trainer.cuda_graph=auto or false")
+
+
+def _check_world(cfg) -> None:
+    """Under torchrun (WORLD_SIZE processes) trainer.batch_size is the global batch, split evenly."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if isinstance(cfg.trainer.batch_size, int) and cfg.trainer.batch_size % world:
+        raise UserError(f"trainer.batch_size={cfg.trainer.batch_size} does not split over {world} processes "
+                        f"(WORLD_SIZE); choose a multiple of {world}")
 
 
 MILESTONE_UNITS = {"fraction": "a fraction of training between 0 and 1", "step": "a positive iteration number",

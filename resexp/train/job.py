@@ -12,6 +12,7 @@ from ..track.progress import console, err_console
 from ..track.status import CONFIG_FILE, read_status, write_status
 from ..report.runs import load_runs
 from ..report.tables import print_table
+from . import distributed
 from .checkpoint import checkpoint_paths
 from .interrupt import StopRequest
 from .loop import Diverged, Interrupted, train
@@ -78,17 +79,24 @@ def record_failure(run_dir, cfg, message: str) -> None:
 
 def run_job(cfg) -> int:
     """Run one training job and record its status; returns its exit code."""
-    run_dir = None
+    run_dir = claimed = None
     try:
-        validate(cfg)
-        run_dir, cfg = claim_run_dir(cfg)
+        distributed.setup()
+        try:
+            validate(cfg)
+            run_dir, cfg = claim_run_dir(cfg)
+            claimed = (str(run_dir), OmegaConf.to_container(cfg, resolve=True))
+        finally:
+            distributed.share(claimed)  # under torchrun the other ranks train this run, or stop on None
         write_status(run_dir, "running", started=time.time(), pid=os.getpid())
         with StopRequest() as stop:
             result = train(cfg, run_dir, stop)
     except Interrupted as e:
         write_status(run_dir, "interrupted", step=e.step)
+        again = (f"torchrun --nproc_per_node={distributed.world_size()} -m resexp"
+                 if distributed.world_size() > 1 else "resexp")
         console.print(f"[magenta]interrupted[/] at step {e.step}, checkpoint saved; continue with:\n"
-                      f"  resexp train resume={run_dir}", highlight=False, soft_wrap=True)
+                      f"  {again} train resume={run_dir}", highlight=False, soft_wrap=True)
         raise SystemExit(128 + e.signum) from None
     except Diverged as e:
         last = e.row or {}
@@ -112,4 +120,24 @@ def run_job(cfg) -> int:
         return EXIT_FAILED
     write_status(run_dir, "finished", **result)
     print_table(load_runs([run_dir]), f"run {run_dir}")
+    return 0
+
+
+def follow_leader() -> int:
+    """A rank other than 0 under torchrun: train rank 0's run (its directory and config) in step with it,
+    writing nothing and printing nothing; rank 0 reports the outcome. Returns the exit code."""
+    distributed.setup()
+    claimed = distributed.share(None)
+    if claimed is None:  # rank 0 refused the run and said why
+        return 2
+    run_dir, cfg = Path(claimed[0]), OmegaConf.create(claimed[1])
+    try:
+        with StopRequest() as stop:
+            train(cfg, run_dir, stop)
+    except Interrupted as e:
+        return 128 + e.signum
+    except Diverged:
+        return EXIT_DIVERGED
+    except UserError:
+        return 2
     return 0

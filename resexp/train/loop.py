@@ -1,10 +1,12 @@
 """The training loop: one plain function, top to bottom."""
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +18,7 @@ from ..paper import reference
 from ..track.logger import RunLogger
 from ..track.progress import training_progress
 from ..track.responses import write_responses
+from . import distributed
 from .checkpoint import checkpoint_paths, load_checkpoint, restore, save_checkpoint
 from .optim import make_optimizer, make_schedule
 from .step import GraphedStep, TrainStep, autocast
@@ -40,9 +43,7 @@ class Interrupted(Exception):
 
 
 def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
+    return torch.device(distributed.resolve_device(name, torch.cuda.device_count(), distributed.device_slot()))
 
 
 def speed_modes(t, device: torch.device) -> dict:
@@ -87,6 +88,16 @@ def evaluate(model, data, batch_size, split="test", precision="fp32", channels_l
     return 100 * errors, loss_sum
 
 
+class LogRead(NamedTuple):
+    """What the loop reads at a log point, summed over all ranks."""
+    totals: list       # [loss x images, wrong predictions, images] since the last log
+    bad: float         # the first exploded step, or -1
+    lr: float
+    norms: list        # each layer's gradient norm (the same on every rank: DDP averaged the gradients)
+    eval_totals: list  # like totals, since the last evaluation
+    stop_any: bool     # some rank was asked to stop
+
+
 @dataclass
 class Training:
     """What one run trains with, built from its config: shared by `resexp train` and `resexp bench`."""
@@ -101,26 +112,36 @@ class Training:
     modes: dict
     steps_per_epoch: int
     total_steps: int
+    batch_size: int          # the global batch, over all ranks
 
     def take_step(self, done: int, order: torch.Tensor) -> None:
-        """Training step `done` (1-based): its batch of this epoch's `order`, the step, the warm-up's count."""
-        batch, size = (done - 1) % self.steps_per_epoch, len(self.step.index)
-        self.step.index.copy_(order[batch * size:(batch + 1) * size])
+        """Training step `done` (1-based): this rank's block of the global batch of this epoch's `order`
+        (every rank draws the same order), the step, the warm-up's count."""
+        size = len(self.step.index)
+        first = (done - 1) % self.steps_per_epoch * self.batch_size + distributed.rank() * size
+        self.step.index.copy_(order[first:first + size])
         self.run_step()
         self.warmup.observe(done, self.step.last[1], self.step.last[2])
 
-    def read_log(self) -> tuple:
-        """One host sync: (sums since the last log, first exploded step or -1, lr, each layer's gradient
-        norm)."""
+    def read_log(self, stopping: bool = False) -> LogRead:
+        """One host sync (and, over several ranks, one all-gather): the step's sums and flags, reduced."""
         step = self.step
-        values = torch.cat([step.since_log, step.first_bad[None], self.optimizer.param_groups[0]["lr"].reshape(1),
-                            step.norms]).tolist()
-        return values[:3], values[3], values[4], values[5:]
+        mine = torch.cat([step.since_log, step.since_eval, step.first_bad[None],
+                          self.optimizer.param_groups[0]["lr"].reshape(1),
+                          torch.full((1,), float(stopping), device=step.norms.device), step.norms])
+        rows = distributed.gather(mine)  # columns: 0-2 since_log, 3-5 since_eval, 6 first_bad, 7 lr, 8 stop, 9- norms
+        bad = rows[:, 6]
+        bad = torch.where(bad >= 0, bad, math.inf).min()
+        values = torch.cat([rows[:, :6].sum(0), bad[None], rows[0, 7:8], rows[:, 8].amax()[None], rows[0, 9:]])
+        values = values.tolist()
+        return LogRead(values[:3], -1 if values[6] == math.inf else values[6], values[7], values[9:], values[3:6],
+                       values[8] > 0)
 
 
 def build_training(cfg, data=None) -> Training:
     """Seed, data on the device, model, optimizer with its lr as a device tensor, schedule and step."""
     device = pick_device(cfg.device)
+    world = distributed.world_size()
     set_determinism(cfg.deterministic, device)
     torch.manual_seed(cfg.seed)
     data = data or load_dataset(cfg.dataset, device)
@@ -133,22 +154,31 @@ def build_training(cfg, data=None) -> Training:
     model = model_from_config(cfg.model, cfg.depth, data.num_classes, data.in_channels).to(device)
     if modes["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
+    forward = model
+    if world > 1:  # gradients averaged over ranks inside backward; each rank's augmentation its own
+        forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
+                                                            else None)
+        torch.manual_seed(cfg.seed + distributed.rank())
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), device)
     steps_per_epoch = n_train // t.batch_size  # the last partial batch of an epoch is dropped: one static shape
     total_steps = t.steps or t.epochs * steps_per_epoch
     warmup = WarmUp.from_config(cfg.warmup, cfg.depth, cfg.optimizer.lr)
     schedule = make_schedule(cfg.schedule, optimizer, total_steps, steps_per_epoch, warmup)
-    step = TrainStep(model, optimizer, data, t.batch_size, precision=modes["precision"],
+    step = TrainStep(forward, optimizer, data, t.batch_size // world, precision=modes["precision"],
                      channels_last=modes["channels_last"], divergence_loss=t.divergence_loss, compile=modes["compile"])
-    run_step = GraphedStep(step, fallback=t.cuda_graph == "auto") if modes["cuda_graph"] else step
+    # DDP needs 11 eager iterations before a capture (PyTorch's CUDA graphs notes, "Usage with DDP").
+    run_step = (GraphedStep(step, eager_steps=11 if world > 1 else 3, fallback=t.cuda_graph == "auto")
+                if modes["cuda_graph"] else step)
     return Training(device, data, model, optimizer, schedule, warmup, step, run_step, modes, steps_per_epoch,
-                    total_steps)
+                    total_steps, t.batch_size)
 
 
 def train(cfg, run_dir: Path, stop=()) -> dict:
     """Train one model as `cfg` says, logging into `run_dir` and continuing from its latest
-    checkpoint if it has one; returns the run's final numbers. `stop` turns true on a signal."""
+    checkpoint if it has one; returns the run's final numbers. `stop` turns true on a signal.
+    Under torchrun every rank calls this with the same run_dir; only rank 0 writes there."""
     tr = build_training(cfg)
+    leader = distributed.is_leader()
     device, data, model, optimizer, schedule, warmup, step = (tr.device, tr.data, tr.model, tr.optimizer,
                                                               tr.schedule, tr.warmup, tr.step)
     t = cfg.trainer
@@ -164,6 +194,8 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
     if checkpoint_paths(run_dir):
         path = checkpoint_paths(run_dir)[-1]
         saved = load_checkpoint(path, device)
+        ranks = saved.pop("ranks", [])  # several ranks: each one's own augmentation stream and partial sums
+        saved.update(ranks[distributed.rank()] if distributed.rank() < len(ranks) else {})
         restore(model, saved.pop("model"), path, "model")
         restore(optimizer, saved.pop("optimizer"), path, "optimizer")
         schedule.load_state_dict(saved.pop("schedule"))
@@ -176,18 +208,23 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
         s.update(saved)
 
     def checkpoint():
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "schedule": schedule.state_dict(), "warmup": warmup.state_dict(), "generator": generator.get_state(),
-                 "torch_rng": torch.get_rng_state(), **s, **step.state_dict(),
-                 "elapsed": s["elapsed"] + time.perf_counter() - start}
-        if device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state_all()
-        save_checkpoint(run_dir, state, t.keep_checkpoints)
+        ranks = distributed.gather_objects({"torch_rng": torch.get_rng_state(), **step.state_dict()})
+        if leader:
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "schedule": schedule.state_dict(), "warmup": warmup.state_dict(),
+                     "generator": generator.get_state(), **s, **ranks[0],
+                     "elapsed": s["elapsed"] + time.perf_counter() - start}
+            if device.type == "cuda":
+                state["cuda_rng"] = torch.cuda.get_rng_state_all()
+            if len(ranks) > 1:
+                state["ranks"] = ranks
+            save_checkpoint(run_dir, state, t.keep_checkpoints)
+        distributed.barrier()  # no rank moves on, or exits, before the checkpoint is on disk
 
-    logger = RunLogger(run_dir, resume_step=s["step"])
+    logger = RunLogger(run_dir, resume_step=s["step"]) if leader else distributed.Silent()
     start = last_log_time = time.perf_counter()
     images_since_log = 0
-    with logger, training_progress() as progress:
+    with logger, training_progress() if leader else distributed.Silent() as progress:
         task = progress.add_task(f"{cfg.model.name}-{cfg.depth}", total=total_steps, completed=s["step"],
                                  epoch=f"{s['step'] / steps_per_epoch:.1f}", loss="-", error="-", speed="-")
         for done in range(s["step"] + 1, total_steps + 1):
@@ -196,8 +233,9 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
             tr.take_step(done, s["order"])
             images_since_log += t.batch_size
             log_now, eval_now = done % t.log_every == 0, done % eval_every == 0
+            stop_any = False
             if log_now or eval_now or done == total_steps:
-                totals, bad, lr_now, norms = tr.read_log()
+                totals, bad, lr_now, norms, eval_totals, stop_any = tr.read_log(bool(stop))
                 if bad >= 0 or not all(map(math.isfinite, norms)):
                     raise Diverged(int(bad) if bad >= 0 else done, s["row"])
                 loss_sum, wrong, seen = totals
@@ -214,7 +252,7 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
             progress.update(task, advance=1, epoch=f"{done / steps_per_epoch:.1f}")
             if eval_now or done == total_steps:
                 test_error, test_loss = evaluate_split()
-                loss_sum, wrong, seen = step.since_eval.tolist()
+                loss_sum, wrong, seen = eval_totals
                 step.since_eval.zero_()
                 s["row"] = {"step": done, "epoch": done / steps_per_epoch,
                             "train_error": 100 * wrong / seen, "train_loss": loss_sum / seen,
@@ -225,13 +263,15 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
                 logger.evaluation(s["row"])
                 s["best_test_error"] = min(s["best_test_error"], test_error)
             s["step"] = done
-            if done % checkpoint_every == 0 or done == total_steps or stop:
+            halt = bool(stop) if distributed.world_size() == 1 else stop_any  # ranks stop together at a log point
+            if done % checkpoint_every == 0 or done == total_steps or halt:
                 checkpoint()
-            if stop:
-                raise Interrupted(done, stop.signum)
+            if halt:
+                raise Interrupted(done, getattr(stop, "signum", None) or signal.SIGTERM)
         logger.hparams(cfg, {"final/test_error": s["row"]["test_error"], "final/train_error": s["row"]["train_error"],
                              "final/best_test_error": s["best_test_error"]}, total_steps)
-    write_responses(run_dir, model, data.normalize(data.test_x[:t.eval_batch_size]))
+    if leader:
+        write_responses(run_dir, model, data.normalize(data.test_x[:t.eval_batch_size]))
     row = s["row"]
     return {"final_test_error": row["test_error"], "best_test_error": s["best_test_error"],
             "final_train_error": row["train_error"], "parameters": count_parameters(model),

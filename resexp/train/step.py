@@ -40,7 +40,7 @@ class TrainStep:
         self.precision = precision
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.divergence_loss = divergence_loss
-        self.grad_norms = GradNorms(model)
+        self.grad_norms = GradNorms(getattr(model, "module", model))  # the layers themselves, under DDP too
         zeros = lambda *shape: torch.zeros(*shape, device=device)  # noqa: E731
         self.index = torch.zeros(batch_size, dtype=torch.long, device=device)
         self.images = torch.full((), float(batch_size), device=device)

@@ -1,0 +1,96 @@
+"""Several processes, one run: torch.distributed as torchrun sets it up (RANK, WORLD_SIZE, LOCAL_RANK and
+MASTER_ADDR in the environment, `env://`). Rank 0 owns the run directory; the other ranks train in step
+with it and write nothing. Without torchrun every function here is the one-process identity."""
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", 0))
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+def is_leader() -> bool:
+    return rank() == 0
+
+
+def resolve_device(name: str, cuda_count: int, slot: int = 0) -> str:
+    """The device a process trains on. `auto` is the CUDA device `slot % cuda_count` when there are GPUs
+    (slot: the local rank under torchrun, else the job number of a parallel sweep, so each job gets its
+    own GPU and jobs beyond the GPU count share them round-robin), else the CPU. `cuda` under torchrun is
+    the local rank's GPU; anything else is taken as written."""
+    if name == "auto":
+        return f"cuda:{slot % cuda_count}" if cuda_count else "cpu"
+    if name == "cuda" and world_size() > 1:
+        return f"cuda:{slot % max(cuda_count, 1)}"
+    return name
+
+
+def device_slot() -> int:
+    """Local rank under torchrun; else the job number inside a Hydra multirun; else 0."""
+    if world_size() > 1:
+        return int(os.environ.get("LOCAL_RANK", 0))
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return int(HydraConfig.get().job.num)
+    return 0
+
+
+def setup() -> None:
+    """Join the process group once: NCCL for CUDA tensors, gloo for CPU ones (so `device=cpu` works on
+    a GPU machine too); a no-op for one process."""
+    if world_size() > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+        dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+
+
+class Silent:
+    """Stands in for the run's logger and progress bar on ranks other than 0: every call does nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def share(obj):
+    """Rank 0's `obj` on every rank (a run directory and config: small picklable things)."""
+    if world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather(values: torch.Tensor) -> torch.Tensor:
+    """Every rank's 1-D `values` as rows of one [world, n] tensor: one collective per log point."""
+    if world_size() == 1:
+        return values[None]
+    rows = [torch.empty_like(values) for _ in range(world_size())]
+    dist.all_gather(rows, values)
+    return torch.stack(rows)
+
+
+def gather_objects(obj) -> list:
+    if world_size() == 1:
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        dist.barrier()
+
