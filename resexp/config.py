@@ -124,7 +124,7 @@ def _check_speed(cfg) -> None:
             names = ", ".join(str(a).lower() for a in allowed)
             raise UserError(f"{key}={value!r} is invalid; choose one of: {names}")
     if cfg.trainer.channels_last in (True, "on") and cfg.device == "cpu" and cfg.model.get("width", 16) < 8:
-        raise UserError(f"trainer.channels_last=true with model.width={cfg.model.width} crashes torch's CPU kernels "
+        raise UserError(f"trainer.channels_last=true with model.width={cfg.model.width} hangs torch's CPU kernels "
                         "(strided 1x1 convolutions of < 8 channels); use model.width >= 8 or channels_last=false")
     if cfg.trainer.cuda_graph in (True, "on"):
         import torch

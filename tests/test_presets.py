@@ -9,7 +9,9 @@ from resexp.report.tables import mean_std
 from resexp.train.loop import train
 from tests.fakes import fake_cifar
 
-PRESETS = [p for p in group_options("experiment") if p.startswith("cifar")]
+# cifar10_table6 builds ResNet-1202 (12 s): `python -m pytest -m slow` runs it
+PRESETS = [pytest.param(p, marks=pytest.mark.slow) if p == "cifar10_table6" else p
+           for p in group_options("experiment") if p.startswith("cifar")]
 # The recipe at toy scale: a few iterations, narrow nets, a small val split of the fake data.
 SHRINK = ["trainer.steps=2", "trainer.batch_size=8", "trainer.eval_every=2", "trainer.log_every=1",
           "model.width=2", "dataset.val_size=16", "device=cpu"]

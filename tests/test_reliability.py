@@ -105,6 +105,7 @@ def test_sweep_goes_on_past_a_diverged_job_and_shows_it(tmp_path, resexp_cli):
     assert "1_plain56" in summary and "diverged" in summary and "finished" in summary
 
 
+@pytest.mark.slow  # ~14 s: `python -m pytest -m slow`
 def test_rerun_sweep_job_resumes_and_finished_jobs_are_not_redone(tmp_path, resexp_cli):
     args = ["train", "-m", *TINY, "depth=8", "hydra.sweep.dir=sweep"]
     assert resexp_cli(*args).returncode == 0

@@ -6,6 +6,7 @@ import re
 import torch
 
 RESPONSES_FILE = "responses.json"
+RESPONSE_IMAGES = 500  # the first test images, one batch: stds of 500 x C x H x W values each
 _MAIN_PATH_NORM = re.compile(r"(^|\.)bn\d+$")  # bn1, stage2.3.bn2, ...; shortcut projections excluded
 
 
