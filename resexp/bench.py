@@ -37,30 +37,58 @@ def default_modes(cuda: bool) -> list[str]:
     return [f"{e}-{p}{cl}" for e in ("eager", "graph") for p in ("fp32", "bf16") for cl in ("", "-cl")]
 
 
-def time_mode(cfg, steps: int, warmup_steps: int) -> tuple[float, float]:
-    """(seconds per step, peak GPU memory in GiB or 0) of `resexp train`'s step under `cfg`."""
-    from .train.loop import build_training
-    tr = build_training(cfg)
-    cuda = tr.device.type == "cuda"
-    order = torch.randperm(len(tr.data.train_y), device=tr.device)
-    log_every = cfg.trainer.log_every
+class _Timed:
+    """One speed mode's real training step, built from its config, with the loop's log reads."""
 
-    def run(first, count):
-        for done in range(first, first + count):
-            tr.take_step(done, order)
-            if done % log_every == 0:
-                tr.read_log()
-                tr.step.since_log.zero_()
-            tr.schedule.step()
-        tr.read_log()  # waits for the device
+    def __init__(self, cfg):
+        from .train.loop import build_training
+        cuda = torch.cuda.is_available() and cfg.device != "cpu"
+        before = torch.cuda.memory_allocated() if cuda else 0
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        self.tr = build_training(cfg)
+        self.order = torch.randperm(len(self.tr.data.train_y), device=self.tr.device)
+        self.log_every, self.done, self.seconds, self.timed = cfg.trainer.log_every, 0, 0.0, 0
+        self.cuda, self.before = cuda, before
 
-    run(1, warmup_steps)  # includes the eager steps before a graph capture, and compiling
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    run(warmup_steps + 1, steps)
-    seconds = (time.perf_counter() - start) / steps
-    return seconds, (torch.cuda.max_memory_allocated() / 2**30 if cuda else 0.0)
+    def run(self, count: int, timed: bool = True) -> None:
+        start = time.perf_counter()
+        for _ in range(count):
+            self.done += 1
+            self.tr.take_step(self.done, self.order)
+            if self.done % self.log_every == 0:
+                self.tr.read_log()
+                self.tr.step.since_log.zero_()
+            self.tr.schedule.step()
+        self.tr.read_log()  # waits for the device
+        if timed:
+            self.seconds += time.perf_counter() - start
+            self.timed += count
+
+    def warm_up(self, count: int) -> float:
+        """The untimed first steps (eager steps before a graph capture, compiling); the mode's peak GPU
+        memory in GiB over them and one more step, above what was allocated before it was built."""
+        self.run(count, timed=False)
+        self.run(1)
+        return (torch.cuda.max_memory_allocated() - self.before) / 2**30 if self.cuda else 0.0
+
+
+def time_modes(cfgs: list, steps: int, warmup_steps: int) -> list[tuple[float, float]]:
+    """(seconds per step, peak GPU memory in GiB or 0) of `resexp train`'s step under each config. The
+    modes take turns, one chunk of steps each, so a host whose speed drifts (a shared VM, a GPU's clock)
+    slows them all alike instead of whichever happened to run then."""
+    timed = []
+    memory = []
+    for cfg in cfgs:
+        timed.append(_Timed(cfg))
+        memory.append(timed[-1].warm_up(warmup_steps))
+    chunk = max(1, min(t.log_every for t in timed) if timed[0].cuda else 1)
+    left = steps - 1
+    while left > 0:
+        for t in timed:
+            t.run(min(chunk, left))
+        left -= min(chunk, left)
+    return [(t.seconds / t.timed, m) for t, m in zip(timed, memory)]
 
 
 def preset_jobs(preset: str) -> list[tuple[str, int, int]]:
@@ -119,7 +147,8 @@ def main(args) -> int:
     base = [f"device={opts.device}", "dataset=synthetic", f"dataset.image_size={opts.image_size}",
             f"dataset.train_size={opts.batch_size * (opts.warmup_steps + opts.steps)}", "dataset.test_size=16",
             f"trainer.batch_size={opts.batch_size}", "trainer.steps=1000000"]
-    jobs = [(model, depth, mode) for mode in modes for model in opts.models.split(",") for depth in opts.depths.split(",")]
+    jobs = [(model, depth, mode) for model in opts.models.split(",") for depth in opts.depths.split(",")
+            for mode in modes]
     configs = []
     for model, depth, mode in jobs:  # every job is checked before the first one is timed
         cfg = compose_job([*base, f"model={model}", f"depth={depth}", *mode_overrides(mode)])
@@ -128,10 +157,13 @@ def main(args) -> int:
 
     device_name = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
     results = []
-    for (model, depth, mode), cfg in zip(jobs, configs):
-        seconds, memory = time_mode(cfg, opts.steps, opts.warmup_steps)
-        results.append({"model": model, "depth": int(depth), "mode": mode, "ms_per_step": 1000 * seconds,
-                        "images_per_s": opts.batch_size / seconds, "peak_memory_gib": memory})
+    for first in range(0, len(jobs), len(modes)):  # one net at a time, its modes taking turns
+        group = slice(first, first + len(modes))
+        for (model, depth, mode), (seconds, memory) in zip(jobs[group], time_modes(configs[group], opts.steps,
+                                                                                     opts.warmup_steps)):
+            results.append({"model": model, "depth": int(depth), "mode": mode, "ms_per_step": 1000 * seconds,
+                            "images_per_s": opts.batch_size / seconds, "peak_memory_gib": memory})
+    results.sort(key=lambda r: modes.index(r["mode"]))  # the table: mode by mode
     projections = {}
     for mode in modes:
         seconds = {(r["model"], r["depth"]): r["ms_per_step"] / 1000 for r in results if r["mode"] == mode}
