@@ -129,7 +129,9 @@ def _wait_for(predicate, proc, timeout=120, poll=0.2):
         time.sleep(poll)
 
 
-@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+# SIGTERM goes through the same handler as Ctrl-C (~9 s): `python -m pytest -m slow` runs it
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130),
+                                         pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow)])
 def test_ctrl_c_and_sigterm_checkpoint_then_resume_is_offered(tmp_path, resexp_cli, signum, code):
     run = tmp_path / "run"
     proc = _start_training(tmp_path)
