@@ -103,3 +103,13 @@ def test_bad_input_is_one_line(args, message, capsys):
     assert main(["describe", *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+
+
+@pytest.mark.parametrize("depth", [16, 19])
+def test_vgg_multiply_adds_match_he_et_al_2015(depth):
+    """He et al. 2015 compare ResNet's FLOPs with VGG-16's 15.3 and VGG-19's 19.6 billion multiply-adds:
+    the ImageNet layout (3 FC layers at 7x7), no norm layers, 224x224 and 1000 classes."""
+    with torch.device("meta"):
+        model = build_model("vgg", depth, layout="imagenet", width=64, num_classes=1000, norm="none")
+    counted = measure(model, (3, 224, 224))["mult_adds"] / 1e9
+    assert counted == pytest.approx(HE_2015_MULT_ADDS[("vgg", depth)], rel=0.02)
