@@ -187,3 +187,47 @@ def test_compile_trains_like_eager(compose_cfg, tmp_path):
     eager = final(train(compose_cfg("trainer.channels_last=false"), tmp_path / "a"))
     compiled = final(train(compose_cfg("trainer.channels_last=false", "trainer.compile=true"), tmp_path / "b"))
     assert compiled["final_train_error"] == pytest.approx(eager["final_train_error"], abs=2.0)
+
+
+@contextlib.contextmanager
+def no_host_reads():
+    """Every way a tensor's value reaches Python raises: what a CUDA graph capture cannot contain."""
+    names = ["item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy"]
+    saved = {name: getattr(torch.Tensor, name) for name in names}
+
+    def refuse(name):
+        def read(self, *args, **kwargs):
+            raise AssertionError(f"the step read a tensor back to the host (Tensor.{name})")
+        return read
+    try:
+        for name in names:
+            setattr(torch.Tensor, name, refuse(name))
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(torch.Tensor, name, method)
+
+
+@pytest.mark.parametrize("overrides", [[], ["optimizer=adam"], ["trainer.precision=bf16"], ["model=plain"]])
+def test_the_step_never_reads_back_to_the_host(compose_cfg, overrides):
+    """The captured part of a step (batch, augmentation, forward, backward, optimizer, sums, flag, norms)
+    runs without a host sync, so it can be one CUDA graph; the log point's read is the one sync."""
+    tr = build_training(compose_cfg(*overrides))
+    order = torch.randperm(len(tr.data.train_y))
+    tr.take_step(1, order)  # the first step creates the optimizer's state, as the eager steps before a capture do
+    with no_host_reads():
+        for _ in range(3):
+            tr.run_step()
+            tr.schedule.step()  # the lr is written in place on the device between steps
+        with pytest.raises(AssertionError, match="read a tensor back"):
+            tr.read_log()
+    assert tr.read_log().totals[2] == 4 * tr.batch_size
+
+
+def test_adam_keeps_its_state_on_the_device_when_graphed(compose_cfg):
+    """torch refuses to capture a fused Adam whose step count lives on the host (capturable=False)."""
+    from resexp.train.optim import make_optimizer
+    cfg = compose_cfg("optimizer=adam").optimizer
+    params = list(build_model(depth=8, width=4).parameters())
+    assert make_optimizer(cfg, params, graphed=True).param_groups[0]["capturable"] is True
+    assert make_optimizer(cfg, params, graphed=False).param_groups[0]["capturable"] is False

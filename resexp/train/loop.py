@@ -175,7 +175,7 @@ def build_training(cfg, data=None) -> Training:
         forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
                                                             else None)
         torch.manual_seed(cfg.seed + distributed.rank())
-    optimizer = make_optimizer(cfg.optimizer, model.parameters(), device)
+    optimizer = make_optimizer(cfg.optimizer, model.parameters(), device, graphed=modes["cuda_graph"])
     steps_per_epoch = n_train // t.batch_size  # the last partial batch of an epoch is dropped: one static shape
     total_steps = t.steps or t.epochs * steps_per_epoch
     warmup = WarmUp.from_config(cfg.warmup, cfg.depth, cfg.optimizer.lr)

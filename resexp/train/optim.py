@@ -4,15 +4,18 @@ import math
 import torch
 
 
-def make_optimizer(cfg, params, device="cpu"):
+def make_optimizer(cfg, params, device="cpu", graphed=False):
     """The fused (one kernel per step) optimizer with its lr as a device tensor: the schedule writes the
-    tensor in place, so a captured CUDA graph of the step reads each new lr without a re-capture."""
+    tensor in place, so a captured CUDA graph of the step reads each new lr without a re-capture.
+    `graphed`: the step will be captured in a CUDA graph; Adam must then keep its step count on the device
+    (capturable), or torch refuses the capture. SGD's fused kernel has no host state to begin with."""
     lr = torch.tensor(float(cfg.lr), device=device)
     if cfg.name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                nesterov=cfg.nesterov, fused=True)
     if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, fused=True)
+        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, fused=True,
+                                capturable=graphed)
     raise ValueError(f"unknown optimizer {cfg.name!r}")
 
 
