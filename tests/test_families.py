@@ -135,3 +135,16 @@ def test_new_families_train_two_steps_through_the_cli(tmp_path, monkeypatch, ove
     for d in dirs:
         status = json.loads((d / "status.json").read_text())
         assert status["status"] == "finished" and status["steps"] == 2 and status["parameters"] > 0
+
+
+@pytest.mark.parametrize("side", [1, 7, 14, 28, 10])
+def test_vgg_pooling_to_7x7_equals_adaptive_pooling(side):
+    """AvgPoolTo (deterministic on CUDA where the sizes divide) gives AdaptiveAvgPool2d's values and gradients."""
+    from resexp.models.pool import AvgPoolTo
+    x = torch.randn(2, 3, side, side, requires_grad=True)
+    ours, theirs = AvgPoolTo(7)(x), torch.nn.AdaptiveAvgPool2d(7)(x)
+    weights = torch.randn_like(theirs)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    grad_ours, = torch.autograd.grad((ours * weights).sum(), x)
+    grad_theirs, = torch.autograd.grad((theirs * weights).sum(), x)
+    assert torch.allclose(grad_ours, grad_theirs, atol=1e-6)

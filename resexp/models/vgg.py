@@ -13,6 +13,7 @@ from torch import nn
 
 from .activations import make_activation
 from .norms import make_norm
+from .pool import AvgPoolTo
 
 # depth -> convs per stage (Table 1: A = 11, B = 13, D = 16, E = 19 weight layers)
 VGG_DEPTHS = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
@@ -42,7 +43,7 @@ class VGG(nn.Module):
             layers[f"pool{index}"] = nn.MaxPool2d(2, ceil_mode=True)
         self.features = nn.Sequential(OrderedDict(layers))
         if layout == "imagenet":
-            self.pool = nn.AdaptiveAvgPool2d(7)
+            self.pool = AvgPoolTo(7)
             self.classifier = nn.Sequential(
                 nn.Linear(channels * 49, HIDDEN), make_activation(activation, HIDDEN), nn.Dropout(0.5),
                 nn.Linear(HIDDEN, HIDDEN), make_activation(activation, HIDDEN), nn.Dropout(0.5),
