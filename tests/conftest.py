@@ -13,6 +13,13 @@ import resexp.config  # noqa: F401  (registers the run-name resolvers)
 TINY = ["dataset.train_size=256", "dataset.test_size=128", "dataset.image_size=8",
         "trainer.epochs=1", "trainer.batch_size=64", "trainer.log_every=2", "depth=8", "device=cpu"]
 
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none)")
+
+# Overrides that put a test on each device: the CPU always; a CUDA GPU where there is one, with
+# deterministic=true, without which GPU runs are not bit-reproducible (cudnn's algorithm choice).
+DEVICES = [pytest.param(["device=cpu"], id="cpu"),
+           pytest.param(["device=cuda", "deterministic=true"], id="cuda", marks=needs_cuda)]
+
 
 @pytest.fixture(autouse=True)
 def one_thread(monkeypatch):

@@ -1,7 +1,9 @@
 """Speed switches (precision, channels_last, CUDA graph, compile, determinism) and `resexp bench`.
 
-No GPU here: the CUDA-graph runner is checked with a stand-in graph that records the step at capture
-and calls it at replay, so the control flow around the shared TrainStep is what is tested."""
+Without a GPU (CI) the CUDA-graph runner is checked with a stand-in graph that records the step at capture
+and calls it at replay, so the control flow around the shared TrainStep is what is tested. The tests
+marked needs_cuda (or parametrized over DEVICES) run the real thing where a GPU is at hand:
+    python -m pytest tests/test_speed.py tests/test_reliability.py -k cuda"""
 import contextlib
 import json
 import math
@@ -13,6 +15,7 @@ from resexp.cli import main
 from resexp.models import build_model
 from resexp.train.loop import build_training, channels_last_safe, native_bf16_cpu, speed_modes, train
 from resexp.train.step import GraphedStep
+from tests.conftest import DEVICES, needs_cuda
 
 
 def final(result):
@@ -150,6 +153,35 @@ def test_graphed_step_equals_the_eager_step(compose_cfg, capsys, fail):
         assert torch.equal(a, b)
     assert torch.equal(eager.step.since_log, graphed.step.since_log) and graphed.step.count.item() == 8
     assert eager.read_log() == graphed.read_log()
+
+
+@needs_cuda
+def test_cuda_graph_step_equals_the_eager_step_for_20_steps(compose_cfg):
+    base = ["device=cuda", "deterministic=true", "trainer.precision=fp32", "trainer.channels_last=false"]
+    eager = build_training(compose_cfg(*base, "trainer.cuda_graph=false"))
+    graphed = build_training(compose_cfg(*base, "trainer.cuda_graph=true"))
+    for tr in (eager, graphed):
+        order = torch.randperm(len(tr.data.train_y), device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+        torch.manual_seed(1)  # the augmentation's generator
+        for done in range(1, 21):
+            tr.take_step(done, order)
+            tr.schedule.step()
+    assert graphed.run_step.graph is not None and not graphed.run_step.eager  # captured, then replayed
+    for a, b in zip(eager.model.parameters(), graphed.model.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-3, atol=1e-5)
+    e, g = eager.read_log(), graphed.read_log()
+    assert g.totals == pytest.approx(e.totals, rel=1e-4) and g.norms == pytest.approx(e.norms, rel=1e-3)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_deterministic_runs_are_identical(compose_cfg, tmp_path, device):
+    cfg = compose_cfg("trainer.epochs=2", "trainer.eval_every=3", *device)
+    first, second = train(cfg, tmp_path / "a"), train(cfg, tmp_path / "b")
+    assert final(first) == final(second)
+    rows = [[{k: v for k, v in json.loads(line).items() if k != "time"}
+             for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()] for run in "ab"]
+    assert rows[0] == rows[1] and [row["step"] for row in rows[0]] == [3, 6, 8]
 
 
 def test_divergence_flag_records_the_first_bad_step(compose_cfg):
