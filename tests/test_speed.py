@@ -16,6 +16,7 @@ from resexp.models import build_model
 from resexp.train.loop import build_training, channels_last_safe, native_bf16_cpu, speed_modes, train
 from resexp.train.step import GraphedStep
 from tests.conftest import DEVICES, needs_cuda
+from tests.test_reliability import rows
 
 
 def final(result):
@@ -133,6 +134,17 @@ class RecordingStep:
             self.step()
 
 
+def same_steps(trainings, steps):
+    """`steps` training steps of each Training from the same data order and augmentation draws."""
+    for tr in trainings:
+        device = tr.device.type
+        order = torch.randperm(len(tr.data.train_y), device=device, generator=torch.Generator(device).manual_seed(0))
+        torch.manual_seed(1)  # the augmentation's generator
+        for done in range(1, steps + 1):
+            tr.take_step(done, order)
+            tr.schedule.step()
+
+
 @pytest.mark.parametrize("fail", [False, True])
 def test_graphed_step_equals_the_eager_step(compose_cfg, capsys, fail):
     cfg = compose_cfg("trainer.epochs=3", "trainer.channels_last=false")
@@ -140,12 +152,7 @@ def test_graphed_step_equals_the_eager_step(compose_cfg, capsys, fail):
     cuda = FakeCuda(fail)
     runner = GraphedStep(RecordingStep(graphed.step, cuda), eager_steps=3, fallback=True, cuda=cuda)
     graphed.run_step = runner
-    for tr in (eager, graphed):
-        order = torch.randperm(len(tr.data.train_y), generator=torch.Generator().manual_seed(0))
-        torch.manual_seed(1)  # the augmentation's generator
-        for done in range(1, 9):
-            tr.take_step(done, order)
-            tr.schedule.step()
+    same_steps((eager, graphed), 8)
     assert cuda.captures == (0 if fail else 1)  # captured once, after 3 eager steps, then replayed
     assert (runner.graph is None) == fail and runner.eager == fail
     assert ("CUDA graph capture failed" in capsys.readouterr().err) == fail
@@ -160,12 +167,7 @@ def test_cuda_graph_step_equals_the_eager_step_for_20_steps(compose_cfg):
     base = ["device=cuda", "deterministic=true", "trainer.precision=fp32", "trainer.channels_last=false"]
     eager = build_training(compose_cfg(*base, "trainer.cuda_graph=false"))
     graphed = build_training(compose_cfg(*base, "trainer.cuda_graph=true"))
-    for tr in (eager, graphed):
-        order = torch.randperm(len(tr.data.train_y), device="cuda", generator=torch.Generator("cuda").manual_seed(0))
-        torch.manual_seed(1)  # the augmentation's generator
-        for done in range(1, 21):
-            tr.take_step(done, order)
-            tr.schedule.step()
+    same_steps((eager, graphed), 20)
     assert graphed.run_step.graph is not None and not graphed.run_step.eager  # captured, then replayed
     for a, b in zip(eager.model.parameters(), graphed.model.parameters()):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
@@ -179,9 +181,7 @@ def test_deterministic_runs_are_identical(compose_cfg, tmp_path, device):
     cfg = compose_cfg("trainer.epochs=2", "trainer.eval_every=3", *device)
     first, second = train(cfg, tmp_path / "a"), train(cfg, tmp_path / "b")
     assert final(first) == final(second)
-    rows = [[{k: v for k, v in json.loads(line).items() if k != "time"}
-             for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()] for run in "ab"]
-    assert rows[0] == rows[1] and [row["step"] for row in rows[0]] == [3, 6, 8]
+    assert rows(tmp_path / "a") == rows(tmp_path / "b") and [r["step"] for r in rows(tmp_path / "a")] == [3, 6, 8]
 
 
 def test_divergence_flag_records_the_first_bad_step(compose_cfg):
