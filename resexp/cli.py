@@ -20,6 +20,8 @@ commands:
   describe  layers, parameters, multiply-adds, activation memory per stage (train's overrides)
   gradients per-layer gradient norm and activation std at init, one batch (train's overrides)
   lesion    test error of a trained run with blocks deleted: resexp lesion RUN [RUN ...]
+  landscape training loss of trained runs on a random plane of weights: resexp landscape RUN [RUN ...]
+  paths     gradient carried by paths of each length through a trained ResNet: resexp paths RUN
 
 `resexp train --help` lists the config groups and keys; `resexp train --cfg job` prints the composed config.
 """
@@ -186,7 +188,7 @@ def compare_command(args) -> int:
 
 
 def explain_command(name):
-    """`resexp describe|gradients|lesion`: resexp/explain/<name>.py's main(args)."""
+    """`resexp describe|gradients|lesion|landscape|paths`: resexp/explain/<name>.py's main(args)."""
     def command(args) -> int:
         from importlib import import_module
         return import_module(f".explain.{name}", __package__).main(args)
@@ -194,7 +196,7 @@ def explain_command(name):
 
 
 COMMANDS = {"train": train_command, "bench": bench_command, "report": report_command, "compare": compare_command,
-            **{name: explain_command(name) for name in ("describe", "gradients", "lesion")}}
+            **{name: explain_command(name) for name in ("describe", "gradients", "lesion", "landscape", "paths")}}
 
 
 def main(argv=None) -> int:

@@ -16,18 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from rich.table import Table
 from torch import nn
 
-from ..config import validate
-from ..errors import UserError
-from ..models import model_from_config
 from ..track.progress import console
-from ..track.status import CONFIG_FILE, read_status
-from ..train.checkpoint import checkpoint_paths, load_checkpoint, restore
+from ..track.status import read_status
 from ..train.loop import evaluate
-from .nets import CPU, Datasets, Parser, output_dir
+from .nets import Datasets, Parser, labels, net_label, open_run, output_dir, shortcut_of, trained_model
 
 FILES = ("lesion.png", "lesion.json")
 
@@ -56,8 +51,8 @@ def find_blocks(model: nn.Module, x) -> list[Block]:
             hook.remove()
     blocks = []
     for name, stage, i, block in candidates:
-        if isinstance(getattr(block, "shortcut", None), nn.Module):
-            replacement = block.shortcut
+        if shortcut_of(block) is not None:
+            replacement = shortcut_of(block)
         else:
             replacement = nn.Identity() if same_shape[block] else None
         blocks.append(Block(name, stage, i, block, replacement))
@@ -76,23 +71,8 @@ def deleted(blocks):
             b.stage[b.index] = b.module
 
 
-def open_run(run_dir: Path):
-    """(config, newest checkpoint) of a run directory; one line when it is not a run or has no checkpoint."""
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); give one under runs/")
-    checkpoints = checkpoint_paths(run_dir)
-    if not checkpoints:
-        raise UserError(f"{run_dir} has no checkpoint (checkpoints/step_*.pt): lesion needs a trained run's "
-                        "weights; resume or re-run it")
-    cfg = OmegaConf.load(run_dir / CONFIG_FILE)
-    cfg.device = CPU
-    validate(cfg)
-    return cfg, checkpoints[-1]
-
-
 def lesion_run(run_dir: Path, cfg, checkpoint: Path, data, draws: int, max_k: int | None, seed: int) -> dict:
-    model = model_from_config(cfg.model, cfg.depth, data.num_classes, data.in_channels)
-    restore(model, load_checkpoint(checkpoint, CPU)["model"], checkpoint, "model")
+    model = trained_model(cfg, checkpoint, data)
     batch = cfg.trainer.eval_batch_size
 
     def error(blocks=()):
@@ -108,7 +88,7 @@ def lesion_run(run_dir: Path, cfg, checkpoint: Path, data, draws: int, max_k: in
         by_k.append({"k": k, "errors": errors, "mean": statistics.fmean(errors), "min": min(errors),
                      "max": max(errors)})
     status = read_status(run_dir) or {}
-    return {"run": str(run_dir), "net": f"{cfg.model.name}-{cfg.depth}", "checkpoint": checkpoint.name,
+    return {"run": str(run_dir), "net": net_label(cfg), "checkpoint": checkpoint.name,
             "final_test_error": status.get("final_test_error"), "intact_error": error(),
             "blocks": [{"name": b.name, "deleted_as": _kind(b), "error": error([b]) if b.replacement else None}
                        for b in blocks],
@@ -118,13 +98,7 @@ def lesion_run(run_dir: Path, cfg, checkpoint: Path, data, draws: int, max_k: in
 def _kind(block: Block) -> str:
     if block.replacement is None:
         return "kept (changes shape)"
-    return "shortcut" if block.replacement is getattr(block.module, "shortcut", None) else "identity"
-
-
-def _labels(results) -> list[str]:
-    """Net names, or run directory names where two runs share a net name."""
-    nets = [r["net"] for r in results]
-    return [n if nets.count(n) == 1 else Path(r["run"]).name for n, r in zip(nets, results)]
+    return "shortcut" if block.replacement is shortcut_of(block.module) else "identity"
 
 
 def _cell(value) -> str:
@@ -132,10 +106,10 @@ def _cell(value) -> str:
 
 
 def tables(results, draws: int) -> tuple[Table, Table]:
-    labels = _labels(results)
+    columns = labels(results)
     single = Table(title="Test error (%) with one block deleted", min_width=44)
     single.add_column("deleted")
-    for label in labels:
+    for label in columns:
         single.add_column(label, justify="right")
     single.add_row("none", *(_cell(r["intact_error"]) for r in results))
     names = list(dict.fromkeys(b["name"] for r in results for b in r["blocks"]))
@@ -146,7 +120,7 @@ def tables(results, draws: int) -> tuple[Table, Table]:
     randoms = Table(title=f"Test error (%) with k random blocks deleted, mean (min-max) of {draws} draws",
                     min_width=76)
     randoms.add_column("k", justify="right")
-    for label in labels:
+    for label in columns:
         randoms.add_column(label, justify="right")
     for k in range(1, max((len(r["random"]) for r in results), default=0) + 1):
         cells = []
@@ -164,7 +138,7 @@ def figure(results, path: Path) -> None:
     from matplotlib.ticker import MaxNLocator
 
     fig, (single, randoms) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True, layout="constrained")
-    for r, label, colour in zip(results, _labels(results), plt.get_cmap("tab10").colors * 3):
+    for r, label, colour in zip(results, labels(results), plt.get_cmap("tab10").colors * 3):
         position = range(1, len(r["blocks"]) + 1)
         errors = [math.nan if b["error"] is None else b["error"] for b in r["blocks"]]
         single.plot(position, errors, "o-", color=colour, markersize=3, linewidth=1.2, label=label)
@@ -204,7 +178,7 @@ def main(args) -> int:
     for flag, value in (("--draws", opts.draws), ("--max-k", opts.max_k)):
         if value is not None and value < 1:
             p.error(f"{flag} {value} is invalid; it must be a positive integer")
-    runs = [(Path(run), *open_run(Path(run))) for run in opts.runs]
+    runs = [(Path(run), *open_run(Path(run), "lesion")) for run in opts.runs]
     out = output_dir(opts.out, "lesion", FILES)
     datasets = Datasets()
     results = [lesion_run(run, cfg, checkpoint, datasets(cfg.dataset), opts.draws, opts.max_k, opts.seed)
@@ -218,7 +192,7 @@ def main(args) -> int:
         return 0
     for t in tables(results, opts.draws):
         console.print(t)
-    finals = ", ".join(f"{label} {_cell(r['final_test_error'])}" for label, r in zip(_labels(results), results))
+    finals = ", ".join(f"{label} {_cell(r['final_test_error'])}" for label, r in zip(labels(results), results))
     console.print(f"the runs' own final test error (status.json): {finals}", highlight=False)
     console.print(f"wrote {out}/: {' '.join(FILES)}", highlight=False, soft_wrap=True)
     return 0

@@ -1,6 +1,6 @@
-"""What the explain commands share: their arguments (train's overrides plus a few flags), one validated
-config and label per net of a sweep, the dataset each needs (loaded once, on the CPU), and a fresh
-output directory."""
+"""What the explain commands share: their arguments (train's overrides plus a few flags, or run
+directories), one validated config and label per net of a sweep, a trained run's config and weights,
+the dataset each needs (loaded once, on the CPU), and a fresh output directory."""
 import argparse
 import time
 from pathlib import Path
@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from ..config import GROUPS, check_group_option, validate
 from ..errors import UserError
 from ..overrides import compose_job, parse, sweep_jobs, values
+from ..track.status import CONFIG_FILE
 
 CPU = "cpu"  # the explain commands run on the CPU: seconds for the nets they look at
 _IGNORED_FLAGS = ("-m", "--multirun")  # accepted so a `resexp train -m ...` line can be reused as is
@@ -76,3 +77,86 @@ def output_dir(out: str | None, command: str, files: tuple[str, ...]) -> Path:
     if taken:
         raise UserError(f"--out {path} already holds {', '.join(taken)}; choose another directory")
     return path
+
+
+def open_run(run_dir: Path, command: str):
+    """(config, newest checkpoint) of a run directory; one line when it is not a run or has no checkpoint."""
+    from ..train.checkpoint import checkpoint_paths
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); give one under runs/")
+    checkpoints = checkpoint_paths(run_dir)
+    if not checkpoints:
+        raise UserError(f"{run_dir} has no checkpoint (checkpoints/step_*.pt): {command} needs a trained run's "
+                        "weights; resume or re-run it")
+    cfg = OmegaConf.load(run_dir / CONFIG_FILE)
+    cfg.device = CPU
+    validate(cfg)
+    return cfg, checkpoints[-1]
+
+
+def trained_model(cfg, checkpoint: Path, data, device="cpu"):
+    """The run's net with the checkpoint's weights, on `device`. The checkpoint is read as data only
+    (torch.load's weights_only=True: tensors, numbers, strings, containers; never code)."""
+    import torch
+
+    from ..models import model_from_config
+    from ..train.checkpoint import restore
+    try:
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+    except Exception as e:
+        raise UserError(f"checkpoint {checkpoint} is corrupt, unreadable or holds more than weights "
+                        f"({type(e).__name__}); point at a run whose checkpoints resexp wrote") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise UserError(f"checkpoint {checkpoint} is not a resexp checkpoint (no model weights)")
+    model = model_from_config(cfg.model, cfg.depth, data.num_classes, data.in_channels).to(device)
+    restore(model, state["model"], checkpoint, "model")
+    return model
+
+
+def pick_device(name: str):
+    """--device: a torch device this machine has; one line otherwise."""
+    import torch
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name} is not a device; give cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not (torch.cuda.is_available()
+                                      and (device.index or 0) < torch.cuda.device_count()):
+        raise UserError(f"--device {name}: this machine has no such CUDA device; use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {name}: the explain commands run on cpu or cuda")
+    return device
+
+
+def net_label(cfg) -> str:
+    return f"{cfg.model.name}-{cfg.depth}"
+
+
+def labels(results) -> list[str]:
+    """Net names, or run directory names where two runs share a net name."""
+    nets = [r["net"] for r in results]
+    return [n if nets.count(n) == 1 else Path(r["run"]).name for n, r in zip(nets, results)]
+
+
+def shortcut_of(block):
+    """A residual block's shortcut module (identity, padding, projection, scaling...), None for any other
+    module: every residual unit of resexp.models keeps its h(x) as `.shortcut`."""
+    import torch
+    shortcut = getattr(block, "shortcut", None)
+    return shortcut if isinstance(shortcut, torch.nn.Module) else None
+
+
+def progress():
+    """A progress bar on stderr (stdout stays clean for --json), gone when done."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from ..track.progress import err_console
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=err_console, transient=True)
+
+
+def check_images(images: int, run_dir: Path, data) -> None:
+    """--images: at most the run's training split."""
+    if images > len(data.train_y):
+        raise UserError(f"--images {images} is more than {run_dir}'s {len(data.train_y)} training images; "
+                        f"choose at most {len(data.train_y)}")
