@@ -135,11 +135,12 @@ def table(results) -> Table:
 
 
 def _levels(results):
-    """Shared contour levels and colour norm: log-spaced between the lowest and highest loss of all runs."""
+    """Shared contour levels and colour norm: log-spaced from the lowest loss of all runs to 100x the highest
+    centre loss (the loss of a bad guess is about ln(classes); far beyond, the picture needs no detail)."""
     from matplotlib.colors import LogNorm
     values = [v for r in results for row in r["loss"] for v in row if math.isfinite(v) and v > 0]
-    low, high = min(values), max(values)
-    high = max(high, low * 1.01)
+    low = min(values)
+    high = max(min(max(values), 100 * max(r["summary"]["centre_loss"] for r in results)), low * 1.01)
     levels = [low * (high / low) ** (i / 24) for i in range(25)]
     return levels, LogNorm(low, high)
 
@@ -148,21 +149,26 @@ def figures(results, out: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     names = labels(results)
     levels, norm = _levels(results)
     cols = len(results)
     fig, axes = plt.subplots(1, cols, figsize=(4.6 * cols + 1.2, 4.4), squeeze=False, layout="constrained")
     for ax, r, name in zip(axes[0], results, names):
-        contours = ax.contourf(r["coords"], r["coords"], r["loss"], levels=levels, norm=norm, cmap="viridis")
+        contours = ax.contourf(r["coords"], r["coords"], r["loss"], levels=levels, norm=norm, cmap="viridis",
+                               extend="both")
         ax.contour(r["coords"], r["coords"], r["loss"], levels=levels[::3], colors="white", linewidths=0.4,
                    alpha=0.6)
         ax.plot(0, 0, "r+", markersize=9)
         ax.set_title(f"{name}: centre loss {r['summary']['centre_loss']:.3g}")
         ax.set_xlabel("a (direction 1)")
         ax.set_aspect("equal")
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.yaxis.set_major_locator(MaxNLocator(5))
     axes[0][0].set_ylabel("b (direction 2)")
-    fig.colorbar(contours, ax=axes[0].tolist(), label="training loss (log scale)", format="%.3g")
+    fig.colorbar(contours, ax=axes[0].tolist(), label=f"training loss (log scale, top colour: above {levels[-1]:.3g})",
+                 format="%.3g")
     fig.suptitle("Loss landscape (Li et al. 2018): theta + a d1 + b d2, filter-normalized random directions")
     fig.savefig(out / FILES[0], dpi=150)
     plt.close(fig)
@@ -172,7 +178,7 @@ def figures(results, out: Path) -> None:
     for i, (r, name) in enumerate(zip(results, names), start=1):
         ax = fig.add_subplot(1, cols, i, projection="3d")
         a, b = torch.meshgrid(torch.tensor(r["coords"]), torch.tensor(r["coords"]), indexing="xy")
-        z = torch.tensor(r["loss"]).clamp_min(levels[0]).log10()
+        z = torch.tensor(r["loss"]).clamp(levels[0], levels[-1]).log10()
         ax.plot_surface(a.numpy(), b.numpy(), z.numpy(), cmap="viridis", norm=matplotlib.colors.Normalize(
             math.log10(levels[0]), top), rstride=1, cstride=1, linewidth=0, antialiased=True)
         ax.set_zlim(math.log10(levels[0]), top)
@@ -180,7 +186,9 @@ def figures(results, out: Path) -> None:
         ax.set_xlabel("a")
         ax.set_ylabel("b")
         ax.set_zlabel("log10 training loss")
-    fig.suptitle("Loss surface, same scale for every net")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(MaxNLocator(5))
+    fig.suptitle(f"Loss surface, same scale for every net (clipped at {levels[-1]:.3g})")
     fig.savefig(out / FILES[1], dpi=150)
     plt.close(fig)
 
@@ -197,7 +205,7 @@ def figures(results, out: Path) -> None:
         ax.set_xlabel("a (direction 1, b = 0)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    fig.suptitle("1-D slice through the trained weights (a = 0)")
+    fig.suptitle("1-D slice through the trained weights along direction 1 (b = 0)")
     fig.savefig(out / FILES[2], dpi=150)
     plt.close(fig)
 
@@ -207,7 +215,7 @@ def main(args) -> int:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories with a checkpoint")
     p.add_argument("--grid", type=int, default=21, help="points per axis, odd so (0, 0) is on it (default: 21)")
     p.add_argument("--span", type=float, default=1.0, help="the grid covers [-SPAN, SPAN] on both axes (default: 1)")
-    p.add_argument("--images", type=int, default=2000, help="training images the loss is measured on (default: 2000)")
+    p.add_argument("--images", type=int, default=1000, help="training images the loss is measured on (default: 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the directions and of the images (default: 0)")
     p.add_argument("--device", default="cpu", help="where to evaluate: cpu, cuda, cuda:N (default: cpu)")
     p.add_argument("--out", metavar="DIR", help="where the pictures and landscape.json go "

@@ -211,7 +211,7 @@ def main(args) -> int:
     p = Parser(prog="resexp paths", description=__doc__.splitlines()[0])
     p.add_argument("run", metavar="RUN", help="a residual net's run directory with a checkpoint")
     p.add_argument("--images", type=int, default=128, help="training images in the batch (default: 128)")
-    p.add_argument("--samples", type=int, default=10, help="random sets of blocks per path length (default: 10)")
+    p.add_argument("--samples", type=int, default=20, help="random sets of blocks per path length (default: 20)")
     p.add_argument("--share", type=float, default=0.9,
                    help="share of the gradient the effective path range holds (default: 0.9)")
     p.add_argument("--seed", type=int, default=0, help="seed of the images and of the blocks drawn (default: 0)")
