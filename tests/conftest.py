@@ -50,3 +50,35 @@ def resexp_cli(tmp_path):
         return subprocess.run([exe, *args], cwd=tmp_path, capture_output=True, text=True,
                               timeout=timeout, env=env)
     return _run
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """A tiny trained resnet-8 and plain-8 (4 steps each, fp32): RUNS/resnet and RUNS/plain, for the
+    commands that read trained runs (lesion, landscape, paths)."""
+    from resexp.cli import main
+    root = tmp_path_factory.mktemp("runs")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as one_thread does for each test: far faster on a busy machine
+    for model in ("resnet", "plain"):
+        assert main(["train", *TINY, "trainer.precision=fp32", f"model={model}", f"hydra.run.dir={root / model}"]) == 0
+    torch.set_num_threads(threads)
+    return root
+
+
+def refused(capsys, *args) -> str:
+    """`resexp ARGS` exits 2 with one line on stderr, `error: ...`; returns that line."""
+    from resexp.cli import main
+    assert main(list(args)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    return err
+
+
+def refusal_dirs(tmp_path, run, taken_file: str) -> None:
+    """In tmp_path: `empty`, a run directory with RUN's config and no checkpoint, and `taken`, an --out
+    directory that already holds `taken_file`."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty/config.yaml").write_text((run / "config.yaml").read_text())
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / taken_file).write_text("")

@@ -14,21 +14,9 @@ from resexp.cli import main
 from resexp.data import load_dataset
 from resexp.explain.landscape import directions, grid_coordinates, summary, surface, training_subset
 from resexp.train.checkpoint import checkpoint_paths
-from tests.conftest import TINY
+from tests.conftest import refusal_dirs, refused
 
 FP32 = ["trainer.precision=fp32", "trainer.channels_last=false"]
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A tiny trained resnet-8 and plain-8 (4 steps each): RUNS/resnet and RUNS/plain."""
-    root = tmp_path_factory.mktemp("runs")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    for model in ("resnet", "plain"):
-        assert main(["train", *TINY, *FP32, f"model={model}", f"hydra.run.dir={root / model}"]) == 0
-    torch.set_num_threads(threads)
-    return root
 
 
 def test_each_filter_of_a_direction_has_its_weight_filters_norm_and_bn_and_biases_are_zero():
@@ -95,17 +83,17 @@ def test_summary_numbers():
     assert summary(bowl, [-1.0, -0.5, 0.0, 0.5, 1.0])["local_minima"] == 2
 
 
-def test_the_centre_is_the_runs_own_training_loss_and_files(runs, tmp_path, capsys, monkeypatch):
+def test_the_centre_is_the_runs_own_training_loss_and_files(tiny_runs, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = ["landscape", str(runs / "resnet"), str(runs / "plain"), "--grid", "3", "--images", "64"]
+    args = ["landscape", str(tiny_runs / "resnet"), str(tiny_runs / "plain"), "--grid", "3", "--images", "64"]
     assert main([*args, "--json", "--out", "l"]) == 0
     resnet, plain = json.loads(capsys.readouterr().out)
     for r, name in ((resnet, "resnet"), (plain, "plain")):
-        cfg = OmegaConf.load(runs / name / "config.yaml")
+        cfg = OmegaConf.load(tiny_runs / name / "config.yaml")
         data = load_dataset(cfg.dataset, "cpu")
         model = build_model(cfg.model.name, 8, num_classes=data.num_classes, in_channels=data.in_channels,
                             **{k: v for k, v in cfg.model.items() if k != "name"})
-        state = torch.load(checkpoint_paths(runs / name)[-1], weights_only=True)
+        state = torch.load(checkpoint_paths(tiny_runs / name)[-1], weights_only=True)
         model.load_state_dict(state["model"])
         index = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))[:64]
         with torch.no_grad():
@@ -124,13 +112,10 @@ def test_the_centre_is_the_runs_own_training_loss_and_files(runs, tmp_path, caps
     assert max(len(line) for line in out.splitlines() if not line.startswith("wrote")) <= 80
 
 
-def test_refusals(runs, tmp_path, capsys, monkeypatch):
+def test_refusals(tiny_runs, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    resnet = str(runs / "resnet")
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "empty/config.yaml").write_text((runs / "resnet/config.yaml").read_text())
-    (tmp_path / "taken").mkdir()
-    (tmp_path / "taken/landscape.json").write_text("{}")
+    resnet = str(tiny_runs / "resnet")
+    refusal_dirs(tmp_path, tiny_runs / "resnet", "landscape.json")
     for args, message in ((["empty"], "error: empty has no checkpoint (checkpoints/step_*.pt): landscape needs"),
                           (["nowhere"], "error: nowhere is not a run directory (no config.yaml)"),
                           ([resnet, "--out", "taken"], "--out taken already holds landscape.json"),
@@ -140,7 +125,5 @@ def test_refusals(runs, tmp_path, capsys, monkeypatch):
                           ([resnet, "--images", "257"], "--images 257 is more than"),
                           ([resnet, "--device", "cuda:7"], "--device cuda:7: this machine has no such CUDA device"),
                           ([], "the following arguments are required: RUN")):
-        assert main(["landscape", *args]) == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+        assert message in refused(capsys, "landscape", *args)
     assert not (tmp_path / "runs").exists()  # nothing written by a refused command

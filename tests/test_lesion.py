@@ -2,34 +2,21 @@
 blocks are their shortcut (residual) or the identity (plain, same shape), and clear errors."""
 import json
 
-import pytest
 import torch
 from PIL import Image
 
 from resexp import build_model
 from resexp.cli import main
 from resexp.explain.lesion import deleted, find_blocks
-from tests.conftest import TINY
+from tests.conftest import refused
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A tiny trained resnet-8 and plain-8 (4 steps each): RUNS/resnet and RUNS/plain."""
-    root = tmp_path_factory.mktemp("runs")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as conftest's one_thread does for each test: far faster on a busy machine
-    for model in ("resnet", "plain"):
-        assert main(["train", *TINY, f"model={model}", f"hydra.run.dir={root / model}"]) == 0
-    torch.set_num_threads(threads)
-    return root
-
-
-def test_one_row_per_block_and_the_intact_error_is_the_runs_own(runs, tmp_path, capsys, monkeypatch):
+def test_one_row_per_block_and_the_intact_error_is_the_runs_own(tiny_runs, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["lesion", str(runs / "resnet"), str(runs / "plain"), "--draws", "2", "--json", "--out", "l"]) == 0
+    assert main(["lesion", str(tiny_runs / "resnet"), str(tiny_runs / "plain"), "--draws", "2", "--json", "--out", "l"]) == 0
     resnet, plain = json.loads(capsys.readouterr().out)
     for r, name in ((resnet, "resnet"), (plain, "plain")):
-        status = json.loads((runs / name / "status.json").read_text())
+        status = json.loads((tiny_runs / name / "status.json").read_text())
         assert r["intact_error"] == status["final_test_error"]
         # depth 8: three stages of one block each
         assert [b["name"] for b in r["blocks"]] == ["stage1.0", "stage2.0", "stage3.0"]
@@ -46,24 +33,22 @@ def test_one_row_per_block_and_the_intact_error_is_the_runs_own(runs, tmp_path, 
     assert Image.open(tmp_path / "l/lesion.png").size == (1800, 675)
 
 
-def test_table_and_refusals(runs, tmp_path, capsys, monkeypatch):
+def test_table_and_refusals(tiny_runs, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "80")
-    resnet = str(runs / "resnet")
+    resnet = str(tiny_runs / "resnet")
     assert main(["lesion", resnet, "--max-k", "1", "--out", "l"]) == 0
     out = capsys.readouterr().out
     assert "Test error (%) with one block deleted" in out and "stage3.0" in out
     assert max(map(len, out.splitlines())) <= 80
     (tmp_path / "empty").mkdir()
-    (tmp_path / "empty/config.yaml").write_text((runs / "resnet/config.yaml").read_text())
+    (tmp_path / "empty/config.yaml").write_text((tiny_runs / "resnet/config.yaml").read_text())
     for args, message in ((["empty"], "error: empty has no checkpoint (checkpoints/step_*.pt)"),
                           (["nowhere"], "error: nowhere is not a run directory (no config.yaml)"),
                           ([resnet, "--out", "l"], "--out l already holds lesion.png, lesion.json"),
                           ([resnet, "--draws", "0"], "--draws 0 is invalid"),
                           ([], "the following arguments are required: RUN")):
-        assert main(["lesion", *args]) == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+        assert message in refused(capsys, "lesion", *args)
 
 
 def test_deleting_a_block_is_its_shortcut_and_is_undone():

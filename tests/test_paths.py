@@ -11,7 +11,7 @@ from PIL import Image
 from resexp import build_model
 from resexp.cli import main
 from resexp.explain.paths import effective_range, input_gradient, residual_blocks, routed
-from tests.conftest import TINY
+from tests.conftest import refusal_dirs, refused
 
 
 def _net(arch, depth, **options):
@@ -87,22 +87,9 @@ def test_effective_range_is_the_shortest_run_holding_the_share():
     assert effective_range([0, 6, 1, 7, 0], 0.5) == (3, 3)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A tiny trained resnet-8 and plain-8 (4 steps each): RUNS/resnet and RUNS/plain."""
-    root = tmp_path_factory.mktemp("runs")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    for model in ("resnet", "plain"):
-        assert main(["train", *TINY, "trainer.precision=fp32", f"model={model}",
-                     f"hydra.run.dir={root / model}"]) == 0
-    torch.set_num_threads(threads)
-    return root
-
-
-def test_distribution_and_files(runs, tmp_path, capsys, monkeypatch):
+def test_distribution_and_files(tiny_runs, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["paths", str(runs / "resnet"), "--images", "16", "--samples", "2", "--json", "--out", "p"]) == 0
+    assert main(["paths", str(tiny_runs / "resnet"), "--images", "16", "--samples", "2", "--json", "--out", "p"]) == 0
     r = json.loads(capsys.readouterr().out)
     rows = r["by_length"]
     assert r["blocks"] == 3 and [row["k"] for row in rows] == [0, 1, 2, 3]
@@ -116,29 +103,24 @@ def test_distribution_and_files(runs, tmp_path, capsys, monkeypatch):
     assert json.loads((tmp_path / "p/paths.json").read_text()) == r
     assert Image.open(tmp_path / "p/paths.png").size == (2250, 660)
     monkeypatch.setenv("COLUMNS", "80")
-    assert main(["paths", str(runs / "resnet"), "--images", "8", "--samples", "1", "--out", "t"]) == 0
+    assert main(["paths", str(tiny_runs / "resnet"), "--images", "8", "--samples", "1", "--out", "t"]) == 0
     out = capsys.readouterr().out
     assert "Gradient by path length, resnet-8 (3 residual blocks)" in out and "paths (2^n)" in out
     assert max(len(line) for line in out.splitlines() if "wrote" not in line) <= 80
 
 
-def test_refusals(runs, tmp_path, capsys, monkeypatch):
+def test_refusals(tiny_runs, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    resnet = str(runs / "resnet")
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "empty/config.yaml").write_text((runs / "resnet/config.yaml").read_text())
-    (tmp_path / "taken").mkdir()
-    (tmp_path / "taken/paths.png").write_bytes(b"")
-    for args, message in (([str(runs / "plain")], "is plain-8, which has no residual blocks: there are no paths but one"),
+    resnet = str(tiny_runs / "resnet")
+    refusal_dirs(tmp_path, tiny_runs / "resnet", "paths.png")
+    for args, message in (([str(tiny_runs / "plain")], "is plain-8, which has no residual blocks: there are no paths but one"),
                           (["empty"], "error: empty has no checkpoint (checkpoints/step_*.pt): paths needs"),
                           (["nowhere"], "error: nowhere is not a run directory (no config.yaml)"),
                           ([resnet, "--out", "taken"], "--out taken already holds paths.png"),
                           ([resnet, "--samples", "0"], "--samples 0 is invalid"),
                           ([resnet, "--share", "1.5"], "--share 1.5 is invalid"),
                           ([resnet, "--images", "300"], "--images 300 is more than"),
-                          ([resnet, str(runs / "plain")], "unrecognized arguments"),
+                          ([resnet, str(tiny_runs / "plain")], "unrecognized arguments"),
                           ([], "the following arguments are required: RUN")):
-        assert main(["paths", *args]) == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+        assert message in refused(capsys, "paths", *args)
     assert not (tmp_path / "runs").exists()

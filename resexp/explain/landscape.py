@@ -11,7 +11,6 @@ run's running statistics (eval mode), as Li et al.'s code evaluates. The directi
 seeded generator drawn in parameter order, so nets of the same shape (plain-56, ResNet-56 with
 option A) get the same directions.
 """
-import json
 import math
 import time
 from dataclasses import replace
@@ -22,8 +21,8 @@ from rich.table import Table
 
 from ..track.progress import console
 from ..train.loop import evaluate
-from .nets import (Datasets, Parser, check_images, labels, net_label, open_run, output_dir, pick_device, progress,
-                   trained_model)
+from .nets import (Datasets, check_images, check_positive, labels, net_label, open_run, output_dir, pick_device,
+                   progress, run_parser, save, trained_model)
 
 FILES = ("landscape_contour.png", "landscape_surface.png", "landscape_slice.png", "landscape.json")
 MAX_GRID = 101  # 10,201 evaluations: hours for a deep net on a CPU
@@ -211,23 +210,16 @@ def figures(results, out: Path) -> None:
 
 
 def main(args) -> int:
-    p = Parser(prog="resexp landscape", description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories with a checkpoint")
+    p = run_parser("landscape", __doc__, FILES, "of the directions and of the images", device=True)
     p.add_argument("--grid", type=int, default=21, help="points per axis, odd so (0, 0) is on it (default: 21)")
     p.add_argument("--span", type=float, default=1.0, help="the grid covers [-SPAN, SPAN] on both axes (default: 1)")
     p.add_argument("--images", type=int, default=1000, help="training images the loss is measured on (default: 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the directions and of the images (default: 0)")
-    p.add_argument("--device", default="cpu", help="where to evaluate: cpu, cuda, cuda:N (default: cpu)")
-    p.add_argument("--out", metavar="DIR", help="where the pictures and landscape.json go "
-                                                "(default: runs/explain/landscape-DATE_TIME); never overwritten")
-    p.add_argument("--json", action="store_true", help="print the numbers as JSON instead of the table")
     opts = p.parse_args(args)
     if opts.grid < 3 or opts.grid % 2 == 0 or opts.grid > MAX_GRID:
         p.error(f"--grid {opts.grid} is invalid; it must be odd, from 3 to {MAX_GRID} (each point is one evaluation)")
     if not (math.isfinite(opts.span) and opts.span > 0):
         p.error(f"--span {opts.span} is invalid; it must be a positive number")
-    if opts.images < 1:
-        p.error(f"--images {opts.images} is invalid; it must be a positive integer")
+    check_positive(p, images=opts.images)
     device = pick_device(opts.device)
     runs = [(Path(run), *open_run(Path(run), "landscape")) for run in opts.runs]
     out = output_dir(opts.out, "landscape", FILES)
@@ -237,10 +229,7 @@ def main(args) -> int:
     with progress() as bar:
         results = [landscape_run(run, cfg, checkpoint, datasets(cfg.dataset), opts, device, bar)
                    for run, cfg, checkpoint in runs]
-    out.mkdir(parents=True, exist_ok=True)
-    figures(results, out)
-    text = json.dumps(results, indent=1)
-    (out / FILES[3]).write_text(text + "\n")
+    text = save(out, results, FILES, lambda folder: figures(results, folder))
     if opts.json:
         print(text)
         return 0

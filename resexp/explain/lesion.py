@@ -7,7 +7,6 @@ the dimensions change); a plain block whose input and output shapes match is rep
 and one that changes the shape cannot be deleted. The blocks are the children of the net's stages (its
 top-level nn.Sequential modules). Runs on the CPU from the run's newest checkpoint and its own config.
 """
-import json
 import math
 import random
 import statistics
@@ -22,7 +21,8 @@ from torch import nn
 from ..track.progress import console
 from ..track.status import read_status
 from ..train.loop import evaluate
-from .nets import Datasets, Parser, labels, net_label, open_run, output_dir, shortcut_of, trained_model
+from .nets import (Datasets, check_positive, labels, net_label, open_run, output_dir, run_parser, save, shortcut_of,
+                   trained_model)
 
 FILES = ("lesion.png", "lesion.json")
 
@@ -166,27 +166,17 @@ def figure(results, path: Path) -> None:
 
 
 def main(args) -> int:
-    p = Parser(prog="resexp lesion", description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories with a checkpoint")
+    p = run_parser("lesion", __doc__, FILES, "of the random subsets")
     p.add_argument("--draws", type=int, default=3, help="random subsets per k (default: 3)")
     p.add_argument("--max-k", type=int, metavar="K", help="largest number of random deletions (default: all blocks)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random subsets (default: 0)")
-    p.add_argument("--out", metavar="DIR", help="where lesion.png and lesion.json go "
-                                                "(default: runs/explain/lesion-DATE_TIME); never overwritten")
-    p.add_argument("--json", action="store_true", help="print the numbers as JSON instead of tables")
     opts = p.parse_args(args)
-    for flag, value in (("--draws", opts.draws), ("--max-k", opts.max_k)):
-        if value is not None and value < 1:
-            p.error(f"{flag} {value} is invalid; it must be a positive integer")
+    check_positive(p, draws=opts.draws, max_k=opts.max_k)
     runs = [(Path(run), *open_run(Path(run), "lesion")) for run in opts.runs]
     out = output_dir(opts.out, "lesion", FILES)
     datasets = Datasets()
     results = [lesion_run(run, cfg, checkpoint, datasets(cfg.dataset), opts.draws, opts.max_k, opts.seed)
                for run, cfg, checkpoint in runs]
-    out.mkdir(parents=True, exist_ok=True)
-    figure(results, out / FILES[0])
-    text = json.dumps(results, indent=1)
-    (out / FILES[1]).write_text(text + "\n")
+    text = save(out, results, FILES, lambda folder: figure(results, folder / FILES[0]))
     if opts.json:
         print(text)
         return 0

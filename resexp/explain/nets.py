@@ -2,6 +2,7 @@
 directories), one validated config and label per net of a sweep, a trained run's config and weights,
 the dataset each needs (loaded once, on the CPU), and a fresh output directory."""
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -160,3 +161,37 @@ def check_images(images: int, run_dir: Path, data) -> None:
     if images > len(data.train_y):
         raise UserError(f"--images {images} is more than {run_dir}'s {len(data.train_y)} training images; "
                         f"choose at most {len(data.train_y)}")
+
+
+def run_parser(command: str, doc: str, files: tuple[str, ...], seed: str, several=True, device=False) -> Parser:
+    """The arguments every command on trained runs takes: RUN (or RUN [RUN ...]), --seed, --out, --json,
+    and --device where it can run elsewhere than on the CPU."""
+    p = Parser(prog=f"resexp {command}", description=doc.splitlines()[0])
+    if several:
+        p.add_argument("runs", nargs="+", metavar="RUN", help="run directories with a checkpoint")
+    else:
+        p.add_argument("run", metavar="RUN", help="a run directory with a checkpoint")
+    p.add_argument("--seed", type=int, default=0, help=f"seed {seed} (default: 0)")
+    if device:
+        p.add_argument("--device", default="cpu", help="where to run: cpu, cuda, cuda:N (default: cpu)")
+    p.add_argument("--out", metavar="DIR", help=f"where {', '.join(files)} go "
+                                                f"(default: runs/explain/{command}-DATE_TIME); never overwritten")
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON instead of tables")
+    return p
+
+
+def check_positive(p: Parser, **flags) -> None:
+    """One line for the first flag (given as keyword max_k for --max-k) that is set and below 1."""
+    for name, value in flags.items():
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} {value} is invalid; it must be a positive integer")
+
+
+def save(out: Path, results, files: tuple[str, ...], draw) -> str:
+    """Create `out`, draw the pictures into it (`draw(out)`), write the results as JSON into the last of
+    `files`; returns the JSON text."""
+    out.mkdir(parents=True, exist_ok=True)
+    draw(out)
+    text = json.dumps(results, indent=1)
+    (out / files[-1]).write_text(text + "\n")
+    return text

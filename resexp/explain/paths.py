@@ -14,7 +14,6 @@ gated units, the gate; the shortcut route is h(x) alone (times the gate's value 
 Layers after the addition (a ReLU) and outside the blocks (stem, classifier) are on every path.
 BN normalizes with the run's running statistics (eval mode), as the trained net predicts.
 """
-import json
 import math
 import random
 import statistics
@@ -28,8 +27,8 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..track.progress import console
-from .nets import (Datasets, Parser, check_images, net_label, open_run, output_dir, pick_device, progress, shortcut_of,
-                   trained_model)
+from .nets import (Datasets, check_images, check_positive, net_label, open_run, output_dir, pick_device, progress,
+                   run_parser, save, shortcut_of, trained_model)
 
 FILES = ("paths.png", "paths.json")
 
@@ -208,21 +207,13 @@ def figure(r, path: Path) -> None:
 
 
 def main(args) -> int:
-    p = Parser(prog="resexp paths", description=__doc__.splitlines()[0])
-    p.add_argument("run", metavar="RUN", help="a residual net's run directory with a checkpoint")
+    p = run_parser("paths", __doc__, FILES, "of the images and of the blocks drawn", several=False, device=True)
     p.add_argument("--images", type=int, default=128, help="training images in the batch (default: 128)")
     p.add_argument("--samples", type=int, default=20, help="random sets of blocks per path length (default: 20)")
     p.add_argument("--share", type=float, default=0.9,
                    help="share of the gradient the effective path range holds (default: 0.9)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the images and of the blocks drawn (default: 0)")
-    p.add_argument("--device", default="cpu", help="where to run: cpu, cuda, cuda:N (default: cpu)")
-    p.add_argument("--out", metavar="DIR", help="where paths.png and paths.json go "
-                                                "(default: runs/explain/paths-DATE_TIME); never overwritten")
-    p.add_argument("--json", action="store_true", help="print the numbers as JSON instead of the table")
     opts = p.parse_args(args)
-    for flag, value in (("--images", opts.images), ("--samples", opts.samples)):
-        if value < 1:
-            p.error(f"{flag} {value} is invalid; it must be a positive integer")
+    check_positive(p, images=opts.images, samples=opts.samples)
     if not 0 < opts.share <= 1:
         p.error(f"--share {opts.share} is invalid; it must be in (0, 1]")
     device = pick_device(opts.device)
@@ -230,10 +221,7 @@ def main(args) -> int:
     cfg, checkpoint = open_run(run, "paths")
     out = output_dir(opts.out, "paths", FILES)
     result = paths_run(run, cfg, checkpoint, Datasets()(cfg.dataset), opts, device)
-    out.mkdir(parents=True, exist_ok=True)
-    figure(result, out / FILES[0])
-    text = json.dumps(result, indent=1)
-    (out / FILES[1]).write_text(text + "\n")
+    text = save(out, result, FILES, lambda folder: figure(result, folder / FILES[0]))
     if opts.json:
         print(text)
         return 0
