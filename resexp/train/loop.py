@@ -21,7 +21,8 @@ from ..track.responses import RESPONSE_IMAGES, write_responses
 from . import distributed
 from .checkpoint import checkpoint_paths, load_checkpoint, restore, save_checkpoint
 from .optim import make_optimizer, make_schedule
-from .step import GraphedStep, TrainStep, autocast
+from .graphs import CudaGraphs, EmulatedGraphs, GraphedStep
+from .step import TrainStep, autocast
 from .warmup import WarmUp
 
 
@@ -62,7 +63,7 @@ def channels_last_safe(model: torch.nn.Module) -> bool:
 def speed_modes(t, device: torch.device, model: torch.nn.Module | None = None) -> dict:
     """trainer.precision / channels_last / cuda_graph with `auto` resolved for this device: on CUDA bf16,
     channels_last and the graph; on the CPU channels_last where the model allows it (15-25% faster for
-    ResNet-20) and bf16 only where the CPU has bf16 units."""
+    ResNet-20) and bf16 only where the CPU has bf16 units. cuda_graph is True, False or "emulate"."""
     cuda = device.type == "cuda"
 
     def pick(value, on_cuda, on_cpu):
@@ -70,9 +71,10 @@ def speed_modes(t, device: torch.device, model: torch.nn.Module | None = None) -
         return (on_cuda if cuda else on_cpu) if value == "auto" else value
 
     cpu_layout = model is not None and channels_last_safe(model)
+    graph = pick(t.cuda_graph, True, False)
     return {"precision": pick(t.precision, "bf16", "bf16" if native_bf16_cpu() else "fp32"),
             "channels_last": bool(pick(t.channels_last, True, cpu_layout)),
-            "cuda_graph": bool(pick(t.cuda_graph, True, False)) and cuda, "compile": bool(t.compile)}
+            "cuda_graph": graph if graph == "emulate" else bool(graph) and cuda, "compile": bool(t.compile)}
 
 
 def set_determinism(deterministic: bool, device: torch.device) -> None:
@@ -157,6 +159,8 @@ class Training:
 def build_training(cfg, data=None) -> Training:
     """Seed, data on the device, model, optimizer with its lr as a device tensor, schedule and step."""
     device = pick_device(cfg.device)
+    if device.type == "cuda":  # streams, graph captures and NCCL follow the current device: make it the run's
+        torch.cuda.set_device(device)
     world = distributed.world_size()
     set_determinism(cfg.deterministic, device)
     torch.manual_seed(cfg.seed)
@@ -172,19 +176,20 @@ def build_training(cfg, data=None) -> Training:
         model = model.to(memory_format=torch.channels_last)
     forward = model
     if world > 1:  # gradients averaged over ranks inside backward; each rank's augmentation its own
-        forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda"
-                                                            else None)
+        forward = distributed.wrap(model, device)
         torch.manual_seed(cfg.seed + distributed.rank())
-    optimizer = make_optimizer(cfg.optimizer, model.parameters(), device, graphed=modes["cuda_graph"])
+    optimizer = make_optimizer(cfg.optimizer, model.parameters(), device, graphed=bool(modes["cuda_graph"]))
     steps_per_epoch = n_train // t.batch_size  # the last partial batch of an epoch is dropped: one static shape
     total_steps = t.steps or t.epochs * steps_per_epoch
-    warmup = WarmUp.from_config(cfg.warmup, cfg.depth, cfg.optimizer.lr)
+    warmup = WarmUp.from_config(cfg.warmup, cfg.depth, cfg.optimizer.lr, device)
     schedule = make_schedule(cfg.schedule, optimizer, total_steps, steps_per_epoch, warmup)
     step = TrainStep(forward, optimizer, data, t.batch_size // world, precision=modes["precision"],
                      channels_last=modes["channels_last"], divergence_loss=t.divergence_loss, compile=modes["compile"])
-    # DDP needs 11 eager iterations before a capture (PyTorch's CUDA graphs notes, "Usage with DDP").
-    run_step = (GraphedStep(step, eager_steps=11 if world > 1 else 3, fallback=t.cuda_graph == "auto")
-                if modes["cuda_graph"] else step)
+    run_step = step
+    if modes["cuda_graph"]:
+        # DDP needs 11 eager iterations before a capture (PyTorch's CUDA graphs notes, "Usage with DDP").
+        backend = EmulatedGraphs() if modes["cuda_graph"] == "emulate" else CudaGraphs(device)
+        run_step = GraphedStep(step, backend, eager_steps=11 if world > 1 else 3, fallback=t.cuda_graph == "auto")
     return Training(device, data, model, optimizer, schedule, warmup, step, run_step, modes, steps_per_epoch,
                     total_steps, t.batch_size)
 
