@@ -17,9 +17,11 @@ TINY = ["dataset.train_size=256", "dataset.test_size=128", "dataset.image_size=8
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none)")
 
-# Overrides that put a test on each device: the CPU always; a CUDA GPU where there is one, with
-# deterministic=true, without which GPU runs are not bit-reproducible (cudnn's algorithm choice).
+# Overrides that put a test on each device: the CPU always, eagerly and as an emulated CUDA graph; a CUDA
+# GPU where there is one, with deterministic=true, without which GPU runs are not bit-reproducible
+# (cudnn's algorithm choice).
 DEVICES = [pytest.param(["device=cpu"], id="cpu"),
+           pytest.param(["device=cpu", "trainer.cuda_graph=emulate"], id="cpu-graph"),
            pytest.param(["device=cuda", "deterministic=true"], id="cuda", marks=needs_cuda)]
 
 

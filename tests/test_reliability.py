@@ -61,6 +61,8 @@ def test_resumed_run_matches_uninterrupted_step_for_step(compose_cfg, tmp_path, 
     for result in (expected, resumed):
         result.pop("wall_time")
     assert resumed == expected
+    if device != ["device=cpu"]:  # the graph was captured again after the resume, not silently skipped
+        assert resumed["modes"]["cuda_graph"] in ("captured", "emulated: captured")
     assert rows(parts) == rows(whole) and [r["step"] for r in rows(parts)] == [3, 6, 8]
     for tag in ("train/loss", "grad_norm/000_conv1", "test/error"):
         assert scalar_steps(parts, tag) == scalar_steps(whole, tag)  # one curve, no duplicated steps

@@ -118,6 +118,8 @@ def test_deterministic_runs_are_identical(compose_cfg, tmp_path, device):
     cfg = compose_cfg("trainer.epochs=2", "trainer.eval_every=3", *device)
     first, second = train(cfg, tmp_path / "a"), train(cfg, tmp_path / "b")
     assert final(first) == final(second)
+    if device != ["device=cpu"]:
+        assert first["modes"]["cuda_graph"] in ("captured", "emulated: captured")
     assert rows(tmp_path / "a") == rows(tmp_path / "b") and [r["step"] for r in rows(tmp_path / "a")] == [3, 6, 8]
 
 

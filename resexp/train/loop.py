@@ -162,8 +162,9 @@ def describe_modes(tr: Training) -> dict:
 
 
 def modes_line(modes: dict) -> str:
-    graph = {"off": "no CUDA graph", "pending": "CUDA graph after the first eager steps"}.get(
-        modes["cuda_graph"], f"CUDA graph {modes['cuda_graph']}")
+    """One line saying how the run trains, printed as it starts."""
+    graph = modes["cuda_graph"]
+    graph = "no CUDA graph" if graph == "off" else f"{'emulated ' * graph.startswith('emulated')}CUDA graph"
     return (f"training on {modes['device']}: {modes['precision']}, "
             f"{'channels_last' if modes['channels_last'] else 'NCHW'}, {graph}"
             f"{', torch.compile' if modes['compile'] else ''}")
