@@ -215,9 +215,9 @@ RUNS = [
     ["depth=110", "model.shortcut_kind=scaling", "model.residual_scale=0.5"],
     ["depth=110", "model.skip=1"], ["model=preact_resnet", "depth=110", "model.skip=1"],
     ["model=highway", "depth=32"], ["model=densenet", "depth=40"], ["model=densenet", "depth=40", "dataset=cifar100"],
-    _slow("model=densenet_bc", "depth=100"), _slow("model=densenet_bc", "depth=100", "dataset=cifar100"),
-    _slow("model=resnet_bottleneck", "depth=1001"), _slow("model=resnet_bottleneck", "depth=1001", "dataset=cifar100"),
-    _slow("model=preact_resnet_bottleneck", "depth=1001"),
+    ["model=densenet_bc", "depth=100"], ["model=densenet_bc", "depth=100", "dataset=cifar100"],
+    ["model=resnet_bottleneck", "depth=1001"], _slow("model=resnet_bottleneck", "depth=1001", "dataset=cifar100"),
+    ["model=preact_resnet_bottleneck", "depth=1001"],
     _slow("model=preact_resnet_bottleneck", "depth=1001", "dataset=cifar100"),
     _slow("model=resnext", "depth=29", "model.base_width=64"),
     _slow("model=resnext", "depth=29", "model.cardinality=16", "dataset=cifar100"),
@@ -226,14 +226,15 @@ RUNS = [
 
 @pytest.mark.parametrize("overrides", RUNS, ids=lambda o: "-".join(o) if isinstance(o, list) else None)
 def test_a_run_records_its_reference(overrides, data_root, tmp_path):
-    with initialize_config_module("resexp.conf", version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, f"dataset.root={data_root}", "model.width=2",
-                                          "trainer.steps=1", "trainer.batch_size=4", "trainer.eval_every=1",
-                                          "trainer.precision=fp32", "device=cpu"])
-    validate(cfg)
-    result = train(cfg, tmp_path)
     dataset = next((o.split("=")[1] for o in overrides if o.startswith("dataset=")), "cifar10")
     model_overrides = [o for o in overrides if not o.startswith("dataset=")]
+    with initialize_config_module("resexp.conf", version_base="1.3"):
+        cfg = compose("train", overrides=[*model_overrides, f"dataset={dataset}", f"dataset.root={data_root}",
+                                          "model.width=2", "trainer.steps=1", "trainer.batch_size=4",
+                                          "trainer.eval_every=1", "trainer.precision=fp32", "device=cpu"])
+    validate(cfg)
+    result = train(cfg, tmp_path)
     expected = ref(*model_overrides, dataset=dataset)
     assert expected is not None and result["paper_test_error"] == expected
-    assert result["paper_dataset"] == dataset and result["paper_statistic"]
+    assert result["paper_dataset"] == dataset and result["paper_statistic"] == record(*model_overrides,
+                                                                                      dataset=dataset)["paper_statistic"]

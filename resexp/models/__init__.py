@@ -45,7 +45,9 @@ def _preact_depth(depth, block="basic", **options):
 
 def _highway(**options):
     """Srivastava et al. 2015: every block is g * H(x) + (1 - g) * x, H two conv-norm-act layers."""
-    return CifarNet("basic", block_order="relu_before_add", shortcut_kind="exclusive_gating", **options)
+    # the gate alone scales H; a projection (shortcut B) keeps its norm, as He et al. 2015's
+    return CifarNet("basic", block_order="relu_before_add", shortcut_kind="exclusive_gating", residual_scale=1,
+                    projection_norm=True, **options)
 
 
 def _depth_only(check):
