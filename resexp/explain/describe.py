@@ -109,14 +109,13 @@ def table(results: list[dict]) -> Table:
     for column in ("layers", "params", "mult-adds", "output", "act. MiB"):
         t.add_column(column, justify="right")
     t.caption = "layers: conv and linear layers outside shortcuts; act.: float32 layer outputs per image"
-    top1 = any("paper_top1" in r for r in results)
+    top1 = [f"{r['net']} {r['paper_top1']:.2f}%" for r in results if "paper_top1" in r]
     if top1:
-        t.add_column("paper top-1 %", justify="right")
-        t.caption += "; paper top-1: ImageNet validation error, one model, 10-crop (He et al. 2015, Tables 2 and 3)"
+        t.caption += ("; the paper's ImageNet top-1 error (one model, 10-crop; He et al. 2015, Tables 2 and 3): "
+                      + ", ".join(top1))
     for r in results:
         t.add_row(f"[bold]{r['net']}", str(r["layers"]), si(r["parameters"]), si(r["mult_adds"]),
-                  _dims(r["output"]), f"{r['activation_bytes'] / 2**20:.2f}",
-                  *([f"{r['paper_top1']:.2f}" if "paper_top1" in r else "-"] if top1 else []))
+                  _dims(r["output"]), f"{r['activation_bytes'] / 2**20:.2f}")
         for p in r["parts"]:
             t.add_row(f"  {p['part']}", str(p["layers"]), si(p["parameters"]), si(p["mult_adds"]),
                       _dims(p["output"]), f"{p['activation_bytes'] / 2**20:.2f}")
