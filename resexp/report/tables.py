@@ -17,7 +17,8 @@ from ..track.progress import console
 from .runs import configurations
 
 RUN_FIELDS = ("run", "family", "depth", "seed", "status", "final_test_error", "best_test_error", "final_train_error",
-              "final_val_error", "paper_test_error", "parameters", "steps", "wall_time", "error")
+              "final_val_error", "paper_test_error", "paper_statistic", "paper_source", "parameters", "steps", "wall_time",
+              "error")
 STYLES = {"finished": "green", "diverged": "yellow", "failed": "red", "interrupted": "magenta", "running": "cyan"}
 # Columns a narrow terminal drops first, in this order; the run, family, depth, swept keys, status and the
 # final errors always stay whole.
