@@ -47,7 +47,6 @@ class _Timed:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         self.tr = build_training(cfg)
-        self.order = torch.randperm(len(self.tr.data.train_y), device=self.tr.device)
         self.log_every, self.done, self.seconds, self.timed = cfg.trainer.log_every, 0, 0.0, 0
         self.cuda, self.before = cuda, before
 
@@ -55,20 +54,18 @@ class _Timed:
         start = time.perf_counter()
         for _ in range(count):
             self.done += 1
-            self.tr.take_step(self.done, self.order)
-            if self.done % self.log_every == 0:
-                self.tr.read_log()
-                self.tr.step.since_log.zero_()
-            self.tr.schedule.step()
+            self.tr.advance(self.done)  # the loop's own step, log reads included
         self.tr.read_log()  # waits for the device
         if timed:
             self.seconds += time.perf_counter() - start
             self.timed += count
 
     def warm_up(self, count: int) -> float:
-        """The untimed first steps (eager steps before a graph capture, compiling); the mode's peak GPU
-        memory in GiB over them and one more step, above what was allocated before it was built."""
-        self.run(count, timed=False)
+        """The untimed first steps (eager steps before a graph capture, compiling; at least until the graph
+        is captured, so no capture is timed); the mode's peak GPU memory in GiB over them and one more step,
+        above what was allocated before it was built."""
+        graphed = getattr(self.tr.run_step, "eager_left", None)
+        self.run(max(count, graphed + 1) if graphed is not None else count, timed=False)
         self.run(1)
         return (torch.cuda.max_memory_allocated() - self.before) / 2**30 if self.cuda else 0.0
 

@@ -112,7 +112,7 @@ def validate(cfg) -> None:
 
 
 SPEED_KEYS = {"trainer.precision": ("auto", "fp32", "bf16"), "trainer.channels_last": ("auto", True, False, "on", "off"),
-              "trainer.cuda_graph": ("auto", True, False, "on", "off"), "trainer.compile": (True, False),
+              "trainer.cuda_graph": ("auto", True, False, "on", "off", "emulate"), "trainer.compile": (True, False),
               "deterministic": (True, False)}
 
 
@@ -126,6 +126,13 @@ def _check_speed(cfg) -> None:
     if cfg.trainer.channels_last in (True, "on") and cfg.device == "cpu" and cfg.model.get("width", 16) < 8:
         raise UserError(f"trainer.channels_last=true with model.width={cfg.model.width} hangs torch's CPU kernels "
                         "(strided 1x1 convolutions of < 8 channels); use model.width >= 8 or channels_last=false")
+    if cfg.trainer.cuda_graph == "emulate":
+        if cfg.device != "cpu":
+            raise UserError(f"trainer.cuda_graph=emulate replays the step as a CUDA graph would, on the CPU only; "
+                            f"add device=cpu (device={cfg.device} here)")
+        if cfg.trainer.compile:
+            raise UserError("trainer.cuda_graph=emulate records torch's own operations, which a compiled model "
+                            "hides; use trainer.compile=false with it")
     if cfg.trainer.cuda_graph in (True, "on"):
         import torch
         if cfg.device == "cpu" or not torch.cuda.is_available():

@@ -26,7 +26,7 @@ from ..models import model_from_config
 from ..track.progress import console
 from ..track.status import CONFIG_FILE, read_status
 from ..train.checkpoint import checkpoint_paths, load_checkpoint, restore
-from ..train.loop import evaluate
+from ..train.evaluate import evaluate
 from .nets import CPU, Datasets, Parser, output_dir
 
 FILES = ("lesion.png", "lesion.json")

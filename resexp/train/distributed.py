@@ -83,11 +83,34 @@ def gather(values: torch.Tensor) -> torch.Tensor:
 
 
 def gather_objects(obj) -> list:
+    """Every rank's `obj` (a dict of small host values and tensors), as a list in rank order. Tensors travel
+    on the host, so no rank unpickles another's CUDA tensors onto a GPU (a CUDA context on every GPU)."""
+    obj = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in obj.items()}
     if world_size() == 1:
         return [obj]
     out = [None] * world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def all_sum(values: torch.Tensor) -> torch.Tensor:
+    """The sum of `values` over all ranks (in place); the identity for one process."""
+    if world_size() > 1:
+        dist.all_reduce(values)
+    return values
+
+
+def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The model in DistributedDataParallel. On CUDA it is built on a side stream, as PyTorch's CUDA graph
+    notes ask ("Usage with DistributedDataParallel"), so a later capture of the step can include it."""
+    if device.type != "cuda":
+        return torch.nn.parallel.DistributedDataParallel(model)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device])
+    torch.cuda.current_stream(device).wait_stream(side)
+    return ddp
 
 
 def barrier() -> None:
