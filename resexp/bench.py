@@ -30,8 +30,8 @@ def mode_overrides(mode: str) -> list[str]:
 
 
 def default_modes(cuda: bool) -> list[str]:
-    """Every eager and graph mode on CUDA; fp32 with and without channels_last on the CPU (bf16 is
-    emulated, several times slower, on CPUs without bf16 units such as this project's)."""
+    """Every eager and graph mode on CUDA; fp32 with and without channels_last on the CPU (bf16 measured
+    slower there; `--modes eager-bf16-cl` times it)."""
     if not cuda:
         return ["eager-fp32", "eager-fp32-cl"]
     return [f"{e}-{p}{cl}" for e in ("eager", "graph") for p in ("fp32", "bf16") for cl in ("", "-cl")]

@@ -15,6 +15,7 @@ USAGE = """usage: resexp COMMAND [ARGS]
 commands:
   train     train one model, or sweep with -m (Hydra overrides: resexp train model=plain depth=56)
   bench     training throughput (images/s) of plain and residual nets on this machine
+  doctor    check the GPU speed paths (CUDA graph, compile, determinism, resume, DDP) on this machine
   report    figures and tables of a run, a sweep or runs/: resexp report PATH (writes PATH/report/)
   compare   one table of hand-picked runs: resexp compare RUN_A RUN_B ...
   describe  layers, parameters, multiply-adds, activation memory per stage (train's overrides)
@@ -175,6 +176,11 @@ def bench_command(args) -> int:
     return bench(args)
 
 
+def doctor_command(args) -> int:
+    from .doctor import main as doctor
+    return doctor(args)
+
+
 def report_command(args) -> int:
     from .report.command import report
     return report(args)
@@ -193,7 +199,7 @@ def explain_command(name):
     return command
 
 
-COMMANDS = {"train": train_command, "bench": bench_command, "report": report_command, "compare": compare_command,
+COMMANDS = {"train": train_command, "bench": bench_command, "doctor": doctor_command, "report": report_command, "compare": compare_command,
             **{name: explain_command(name) for name in ("describe", "gradients", "lesion")}}
 
 

@@ -19,6 +19,12 @@ def is_leader() -> bool:
     return rank() == 0
 
 
+def launched() -> bool:
+    """Started by torchrun (which sets RANK and MASTER_ADDR), with one process or several: the model then
+    trains in DistributedDataParallel, as it would over several GPUs."""
+    return "RANK" in os.environ and "MASTER_ADDR" in os.environ
+
+
 def resolve_device(name: str, cuda_count: int, slot: int = 0) -> str:
     """The device a process trains on. `auto` is the CUDA device `slot % cuda_count` when there are GPUs
     (slot: the local rank under torchrun, else the job number of a parallel sweep, so each job gets its
@@ -44,8 +50,8 @@ def device_slot() -> int:
 
 def setup() -> None:
     """Join the process group once: NCCL for CUDA tensors, gloo for CPU ones (so `device=cpu` works on
-    a GPU machine too); a no-op for one process."""
-    if world_size() > 1 and not dist.is_initialized():
+    a GPU machine too); a no-op without torchrun."""
+    if launched() and not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
         dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")

@@ -133,7 +133,8 @@ def build_training(cfg, data=None) -> Training:
     if modes["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     forward = model
-    if world > 1:  # gradients averaged over ranks inside backward; each rank's augmentation its own
+    ddp = distributed.launched()
+    if ddp:  # gradients averaged over ranks inside backward; each rank's augmentation its own
         forward = distributed.wrap(model, device)
         torch.manual_seed(cfg.seed + distributed.rank())
     optimizer = make_optimizer(cfg.optimizer, model.parameters(), device, graphed=bool(modes["cuda_graph"]))
@@ -147,7 +148,7 @@ def build_training(cfg, data=None) -> Training:
     if modes["cuda_graph"]:
         # DDP needs 11 eager iterations before a capture (PyTorch's CUDA graphs notes, "Usage with DDP").
         backend = EmulatedGraphs() if modes["cuda_graph"] == "emulate" else CudaGraphs(device)
-        run_step = GraphedStep(step, backend, eager_steps=11 if world > 1 else 3, fallback=t.cuda_graph == "auto")
+        run_step = GraphedStep(step, backend, eager_steps=11 if ddp else 3, fallback=t.cuda_graph == "auto")
     generator = torch.Generator(device).manual_seed(cfg.seed)
     return Training(device, data, model, optimizer, schedule, warmup, step, run_step, modes, steps_per_epoch,
                     total_steps, t.batch_size, t.log_every, t.eval_every or steps_per_epoch, generator)

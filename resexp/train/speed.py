@@ -15,12 +15,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(distributed.resolve_device(name, torch.cuda.device_count(), distributed.device_slot()))
 
 
-def native_bf16_cpu() -> bool:
-    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX); elsewhere torch emulates it, slowly
-    (9x slower than fp32 for ResNet-20 on the 2-core AVX2 machine)."""
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-
-
 def channels_last_safe(model: torch.nn.Module) -> bool:
     """False where torch's CPU kernels hang in channels_last: a strided 1x1 convolution of < 8 input channels
     (seen with 2->6, 3->8, 4->8 and 6->16 channels, torch 2.13)."""
@@ -31,7 +25,9 @@ def channels_last_safe(model: torch.nn.Module) -> bool:
 def speed_modes(t, device: torch.device, model: torch.nn.Module | None = None) -> dict:
     """trainer.precision / channels_last / cuda_graph with `auto` resolved for this device: on CUDA bf16,
     channels_last and the graph; on the CPU channels_last where the model allows it (15-25% faster for
-    ResNet-20) and bf16 only where the CPU has bf16 units. cuda_graph is True, False or "emulate"."""
+    ResNet-20), always fp32: bf16 autocast was slower on every CPU measured, AVX512-BF16 ones included
+    (ResNet-20 at 32x32 20% slower, ResNet-8 at 8x8 12x slower on a 2-core Xeon; 9x on an AVX2 EPYC, which
+    emulates bf16). cuda_graph is True, False or "emulate"."""
     cuda = device.type == "cuda"
 
     def pick(value, on_cuda, on_cpu):
@@ -40,7 +36,7 @@ def speed_modes(t, device: torch.device, model: torch.nn.Module | None = None) -
 
     cpu_layout = model is not None and channels_last_safe(model)
     graph = pick(t.cuda_graph, True, False)
-    return {"precision": pick(t.precision, "bf16", "bf16" if native_bf16_cpu() else "fp32"),
+    return {"precision": pick(t.precision, "bf16", "fp32"),
             "channels_last": bool(pick(t.channels_last, True, cpu_layout)),
             "cuda_graph": graph if graph == "emulate" else bool(graph) and cuda, "compile": bool(t.compile)}
 
