@@ -69,21 +69,26 @@ def precheck(overrides, multirun: bool) -> list[str]:
         if key in ("hydra.run.dir", "hydra.sweep.dir") and values(o):
             check_writable(key, values(o)[0])
     if not multirun:
-        _config.validate(compose_job(overrides))
+        cfg = compose_job(overrides)
+        _config.validate(cfg)
+        _config.prepare_determinism([cfg])
         return []
     first = [f"{o.get_key_element()}={values(o)[0]}" for o in parsed if values(o)]
     with hydra_initialized():  # once for every job
         base = compose_job([o for o in first if not o.startswith("hydra.")], hydra=True)
         jobs = sweep_jobs(_with_preset_sweep(overrides, base.hydra.sweeper.params))
         failures = {}  # message -> indices of the jobs failing with it
+        cfgs = []
         for i, job in enumerate(jobs):
             try:
-                _config.validate(compose_job(job))
+                cfgs.append(compose_job(job))
+                _config.validate(cfgs[-1])
             except UserError as e:
                 failures.setdefault(str(e), []).append(i)
     differ = _differing(jobs)
     if failures:
         raise UserError(_failure_message(failures, jobs, differ))
+    _config.prepare_determinism(cfgs)
     keys = dict.fromkeys(line.partition("=")[0].lstrip("+~") for job in jobs for line in job)
     same = [k for k in keys if k not in differ and not k.startswith("hydra")]
     exclude = [*(k for k in base.hydra.job.config.override_dirname.exclude_keys if k not in differ), *same]

@@ -140,6 +140,17 @@ def _check_speed(cfg) -> None:
                             "use trainer.cuda_graph=auto or false")
 
 
+# cuBLAS' condition for reproducible results (CUDA's docs, "Results reproducibility"). cuBLAS reads it once,
+# when it first starts on a GPU: in a sweep that mixes deterministic values it must be set before job 0.
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+def prepare_determinism(cfgs) -> None:
+    """Set CUBLAS_WORKSPACE_CONFIG for the whole process when any job of it runs deterministic=true."""
+    if any(cfg.deterministic for cfg in cfgs):
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+
+
 def _check_world(cfg) -> None:
     """Under torchrun (WORLD_SIZE processes) trainer.batch_size is the global batch, split evenly."""
     world = int(os.environ.get("WORLD_SIZE", 1))

@@ -6,6 +6,7 @@ a GPU is at hand: python -m pytest tests/test_speed.py tests/test_reliability.py
 import contextlib
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -231,3 +232,14 @@ def test_every_family_can_train_deterministically_on_a_gpu(compose_cfg, override
     ops = {event.key for event in profiler.key_averages()}
     assert "aten::convolution_backward" in ops or "aten::mm" in ops  # the profile saw the step
     assert not ops & NO_DETERMINISTIC_CUDA_KERNEL
+
+
+@pytest.mark.parametrize("values,expected", [("false,true", ":4096:8"), ("false", None)])
+def test_a_sweep_with_a_deterministic_job_sets_cublas_before_its_first_job(monkeypatch, values, expected):
+    """cuBLAS reads CUBLAS_WORKSPACE_CONFIG once per process: job 0 (deterministic=false) must not start it
+    without the setting that job 1 (deterministic=true) needs."""
+    from resexp.cli import precheck
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")  # absent now, and again after the test
+    precheck(["device=cpu", f"deterministic={values}"], multirun=True)
+    assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == expected

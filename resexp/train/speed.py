@@ -4,11 +4,8 @@ import os
 
 import torch
 
+from ..config import CUBLAS_WORKSPACE
 from . import distributed
-
-# cuBLAS' condition for reproducible results (CUDA's docs, "Results reproducibility"). It is read when
-# cuBLAS first starts on a GPU, so it must be set before any job of the process touches one.
-CUBLAS_WORKSPACE = ":4096:8"
 
 
 def pick_device(name: str) -> torch.device:
