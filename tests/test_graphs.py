@@ -129,3 +129,19 @@ def test_emulate_is_refused_where_it_cannot_run(tmp_path, monkeypatch, capsys, o
     assert main(["train", "device=cpu", *GRAPH, override]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expected in err
+
+
+def test_bench_never_times_the_capture(compose_cfg):
+    """Its untimed warm-up lasts until the graph is captured, whatever --warmup-steps says."""
+    from resexp.bench import _Timed
+    timed = _Timed(compose_cfg(*GRAPH, "trainer.steps=100"))
+    timed.warm_up(1)
+    assert timed.tr.graph_state() == "captured" and timed.timed == 1 and timed.done == 5
+
+
+def test_a_resumed_warm_up_keeps_its_sums_on_the_run_device():
+    """Restored sums live where the step's counts do (a CUDA run once added CUDA counts to CPU sums)."""
+    from resexp.train.warmup import WarmUp
+    warmup = WarmUp(0.1, 80, 20, True, device="meta")
+    warmup.load_state_dict({"active": True, "ended_at": None, "sums": [30.0, 64.0], "steps": 1})
+    assert warmup._sums.device.type == "meta"
