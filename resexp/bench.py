@@ -30,8 +30,8 @@ def mode_overrides(mode: str) -> list[str]:
 
 
 def default_modes(cuda: bool) -> list[str]:
-    """Every eager and graph mode on CUDA; fp32 with and without channels_last on the CPU (bf16 is
-    emulated, several times slower, on CPUs without bf16 units such as this project's)."""
+    """Every eager and graph mode on CUDA; fp32 with and without channels_last on the CPU (bf16 measured
+    slower there; `--modes eager-bf16-cl` times it)."""
     if not cuda:
         return ["eager-fp32", "eager-fp32-cl"]
     return [f"{e}-{p}{cl}" for e in ("eager", "graph") for p in ("fp32", "bf16") for cl in ("", "-cl")]
@@ -47,7 +47,6 @@ class _Timed:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         self.tr = build_training(cfg)
-        self.order = torch.randperm(len(self.tr.data.train_y), device=self.tr.device)
         self.log_every, self.done, self.seconds, self.timed = cfg.trainer.log_every, 0, 0.0, 0
         self.cuda, self.before = cuda, before
 
@@ -55,20 +54,18 @@ class _Timed:
         start = time.perf_counter()
         for _ in range(count):
             self.done += 1
-            self.tr.take_step(self.done, self.order)
-            if self.done % self.log_every == 0:
-                self.tr.read_log()
-                self.tr.step.since_log.zero_()
-            self.tr.schedule.step()
+            self.tr.advance(self.done)  # the loop's own step, log reads included
         self.tr.read_log()  # waits for the device
         if timed:
             self.seconds += time.perf_counter() - start
             self.timed += count
 
     def warm_up(self, count: int) -> float:
-        """The untimed first steps (eager steps before a graph capture, compiling); the mode's peak GPU
-        memory in GiB over them and one more step, above what was allocated before it was built."""
-        self.run(count, timed=False)
+        """The untimed first steps (eager steps before a graph capture, compiling; at least until the graph
+        is captured, so no capture is timed); the mode's peak GPU memory in GiB over them and one more step,
+        above what was allocated before it was built."""
+        graphed = getattr(self.tr.run_step, "eager_left", None)
+        self.run(max(count, graphed + 1) if graphed is not None else count, timed=False)
         self.run(1)
         return (torch.cuda.max_memory_allocated() - self.before) / 2**30 if self.cuda else 0.0
 

@@ -15,6 +15,7 @@ USAGE = """usage: resexp COMMAND [ARGS]
 commands:
   train     train one model, or sweep with -m (Hydra overrides: resexp train model=plain depth=56)
   bench     training throughput (images/s) of plain and residual nets on this machine
+  doctor    check the GPU speed paths (CUDA graph, compile, determinism, resume, DDP) on this machine
   report    figures and tables of a run, a sweep or runs/: resexp report PATH (writes PATH/report/)
   compare   one table of hand-picked runs: resexp compare RUN_A RUN_B ...
   describe  layers, parameters, multiply-adds, activation memory per stage (train's overrides)
@@ -70,21 +71,26 @@ def precheck(overrides, multirun: bool) -> list[str]:
         if key in ("hydra.run.dir", "hydra.sweep.dir") and values(o):
             check_writable(key, values(o)[0])
     if not multirun:
-        _config.validate(compose_job(overrides))
+        cfg = compose_job(overrides)
+        _config.validate(cfg)
+        _config.prepare_determinism([cfg])
         return []
     first = [f"{o.get_key_element()}={values(o)[0]}" for o in parsed if values(o)]
     with hydra_initialized():  # once for every job
         base = compose_job([o for o in first if not o.startswith("hydra.")], hydra=True)
         jobs = sweep_jobs(_with_preset_sweep(overrides, base.hydra.sweeper.params))
         failures = {}  # message -> indices of the jobs failing with it
+        cfgs = []
         for i, job in enumerate(jobs):
             try:
-                _config.validate(compose_job(job))
+                cfgs.append(compose_job(job))
+                _config.validate(cfgs[-1])
             except UserError as e:
                 failures.setdefault(str(e), []).append(i)
     differ = _differing(jobs)
     if failures:
         raise UserError(_failure_message(failures, jobs, differ))
+    _config.prepare_determinism(cfgs)
     keys = dict.fromkeys(line.partition("=")[0].lstrip("+~") for job in jobs for line in job)
     same = [k for k in keys if k not in differ and not k.startswith("hydra")]
     exclude = [*(k for k in base.hydra.job.config.override_dirname.exclude_keys if k not in differ), *same]
@@ -177,6 +183,11 @@ def bench_command(args) -> int:
     return bench(args)
 
 
+def doctor_command(args) -> int:
+    from .doctor import main as doctor
+    return doctor(args)
+
+
 def report_command(args) -> int:
     from .report.command import report
     return report(args)
@@ -195,7 +206,8 @@ def explain_command(name):
     return command
 
 
-COMMANDS = {"train": train_command, "bench": bench_command, "report": report_command, "compare": compare_command,
+COMMANDS = {"train": train_command, "bench": bench_command, "doctor": doctor_command, "report": report_command,
+            "compare": compare_command,
             **{name: explain_command(name) for name in ("describe", "gradients", "lesion", "landscape", "paths")}}
 
 

@@ -112,7 +112,7 @@ def validate(cfg) -> None:
 
 
 SPEED_KEYS = {"trainer.precision": ("auto", "fp32", "bf16"), "trainer.channels_last": ("auto", True, False, "on", "off"),
-              "trainer.cuda_graph": ("auto", True, False, "on", "off"), "trainer.compile": (True, False),
+              "trainer.cuda_graph": ("auto", True, False, "on", "off", "emulate"), "trainer.compile": (True, False),
               "deterministic": (True, False)}
 
 
@@ -126,11 +126,29 @@ def _check_speed(cfg) -> None:
     if cfg.trainer.channels_last in (True, "on") and cfg.device == "cpu" and cfg.model.get("width", 16) < 8:
         raise UserError(f"trainer.channels_last=true with model.width={cfg.model.width} hangs torch's CPU kernels "
                         "(strided 1x1 convolutions of < 8 channels); use model.width >= 8 or channels_last=false")
+    if cfg.trainer.cuda_graph == "emulate":
+        if cfg.device != "cpu":
+            raise UserError(f"trainer.cuda_graph=emulate replays the step as a CUDA graph would, on the CPU only; "
+                            f"add device=cpu (device={cfg.device} here)")
+        if cfg.trainer.compile:
+            raise UserError("trainer.cuda_graph=emulate records torch's own operations, which a compiled model "
+                            "hides; use trainer.compile=false with it")
     if cfg.trainer.cuda_graph in (True, "on"):
         import torch
         if cfg.device == "cpu" or not torch.cuda.is_available():
             raise UserError("trainer.cuda_graph=true needs a CUDA GPU and none is in use here; "
                             "use trainer.cuda_graph=auto or false")
+
+
+# cuBLAS' condition for reproducible results (CUDA's docs, "Results reproducibility"). cuBLAS reads it once,
+# when it first starts on a GPU: in a sweep that mixes deterministic values it must be set before job 0.
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+def prepare_determinism(cfgs) -> None:
+    """Set CUBLAS_WORKSPACE_CONFIG for the whole process when any job of it runs deterministic=true."""
+    if any(cfg.deterministic for cfg in cfgs):
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
 
 
 def _check_world(cfg) -> None:

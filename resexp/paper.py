@@ -1,88 +1,183 @@
-"""Reference test errors (%) to print beside a run's own, keyed by (dataset, model, depth, shortcut).
+"""The papers' published test errors (%), to print beside a run's own: every one with its paper and
+table, its statistic and its dataset, and the resexp configuration that builds the paper's net.
 
-Plain nets have no shortcut, so their key uses None. A run looks its configuration up here and
-records the number and its source in status.json, so a comparison needs no lookup. Variants of the
-model options (He et al. 2016, Tables 1 and 2) are looked up by the options that make them; a
-variant the paper could not train is recorded as FAIL ("fail": a test error above 20%).
+A run looks its configuration up here (`reference`) and records the number, its source and its
+statistic in status.json, so a comparison needs no lookup. The statistics differ between papers and
+must not be mixed: He et al. 2015 print one run per net, and for ResNet-110 the best of 5 runs (Table
+6 caption); He et al. 2016 print the median of 5 runs, with mean±std in brackets where they give it
+(sec. 3.1, Table 4 caption); Xie et al. 2017 the mean of 10 runs (Table 7). Where the paper could not
+train a net it prints "fail" (FAIL: a test error above 20%).
 """
+from dataclasses import dataclass, field
+
 from .models import DEFAULTS
-HE_2015_TABLE_6 = "He et al. 2015, Table 6 (CIFAR-10, option A; best of 5 runs for 110, mean 6.61±0.16)"
-HE_2016_TABLE_3 = "He et al. 2016, Identity Mappings, Table 3 (original post-activation bottleneck ResNet-164)"
-# The paper shows plain nets only as curves (Fig. 6). A careful public reproduction of the paper's
-# recipe (5 seeds each) measured these; the numbers are as cited in resexp issue 5.
-REPRODUCTION = "public reproduction of the paper's CIFAR-10 recipe, mean±std over 5 seeds (resexp issue 5)"
 
-REFERENCES = {
-    ("cifar10", "resnet", 20, "A"): (8.75, HE_2015_TABLE_6),
-    ("cifar10", "resnet", 32, "A"): (7.51, HE_2015_TABLE_6),
-    ("cifar10", "resnet", 44, "A"): (7.17, HE_2015_TABLE_6),
-    ("cifar10", "resnet", 56, "A"): (6.97, HE_2015_TABLE_6),
-    ("cifar10", "resnet", 110, "A"): (6.43, HE_2015_TABLE_6),
-    ("cifar10", "resnet", 1202, "A"): (7.93, HE_2015_TABLE_6),
-    ("cifar10", "plain", 20, None): (9.78, REPRODUCTION + ": 9.78±0.13"),
-    ("cifar10", "plain", 56, None): (12.95, REPRODUCTION + ": 12.95±0.22"),
-    ("cifar10", "resnet_bottleneck", 164, "B"): (5.93, HE_2016_TABLE_3),
-    ("cifar100", "resnet_bottleneck", 164, "B"): (25.16, HE_2016_TABLE_3),
-}
+FAIL = "fail"  # He et al. 2016, Table 1 caption: "fail" when the test error is higher than 20%
+FAIL_MEANS = "fail (>20%)"  # how a report prints FAIL
 
-FAIL = "fail"  # He et al. 2016, Table 1: "fail" means a test error above 20%
-HE_2016_TABLE_1 = "He et al. 2016, Identity Mappings, Table 1 (ResNet-110, CIFAR-10, shortcut variants)"
-HE_2016_TABLE_2 = "He et al. 2016, Identity Mappings, Table 2 (CIFAR-10, where BN and ReLU sit, Fig. 4)"
-HE_2016_TABLE_4 = "He et al. 2016, Identity Mappings, Table 4 (pre-activation ResNets, mean of 5 runs)"
+# The statistics, as the papers state them.
+ONE_RUN = "one run"
+BEST_OF_5 = "best of 5 runs"
+MEDIAN_OF_5 = "median of 5 runs"
+MEAN_OF_10 = "mean of 10 runs"
+NOT_STATED = "runs not stated"
+TEN_CROP = "one model, 10-crop testing, validation set"
 
-# (dataset, model, depth, {options that make the variant}) -> (test error %, source); option values
-# the paper does not vary keep resexp's defaults (block order original, identity shortcuts).
-VARIANTS = [
-    *[(("cifar10", "resnet", 110, {"shortcut_kind": "scaling", "shortcut_scale": scale}), (FAIL, HE_2016_TABLE_1))
-      for scale in (0.0, 0.5)],  # 0: no shortcut, a plain net; 0.5 on the shortcut only
-    *[(("cifar10", "resnet", 110, {"shortcut_kind": "exclusive_gating", "gate_bias": float(b)}),
-       (FAIL, HE_2016_TABLE_1)) for b in range(0, -6, -1)],  # gate bias 0 to -5
-    (("cifar10", "resnet", 110, {"shortcut_kind": "exclusive_gating", "gate_bias": -6.0}), (8.70, HE_2016_TABLE_1)),
-    (("cifar10", "resnet", 110, {"shortcut_kind": "exclusive_gating", "gate_bias": -7.0}), (9.81, HE_2016_TABLE_1)),
-    (("cifar10", "resnet", 110, {"shortcut_kind": "shortcut_gating", "gate_bias": 0.0}), (12.86, HE_2016_TABLE_1)),
-    (("cifar10", "resnet", 110, {"shortcut_kind": "shortcut_gating", "gate_bias": -6.0}), (6.91, HE_2016_TABLE_1)),
-    (("cifar10", "resnet", 110, {"shortcut_kind": "conv1x1"}), (12.22, HE_2016_TABLE_1)),
-    (("cifar10", "resnet", 110, {"shortcut_kind": "dropout", "shortcut_dropout": 0.5}), (FAIL, HE_2016_TABLE_1)),
-    *[(("cifar10", model, depth, {"block_order": order}), (error, HE_2016_TABLE_2))
-      for model, depth, errors in (("resnet", 110, (8.17, 7.84, 6.71, 6.37)),
-                                   ("resnet_bottleneck", 164, (6.50, 6.14, 5.91, 5.46)))
+
+@dataclass(frozen=True)
+class Published:
+    error: float | str   # test error, %; or FAIL
+    source: str          # paper, table(s) and net as printed
+    statistic: str       # one of the statistics above
+    dataset: str         # resexp's name of the dataset the number is for
+    model: str | None    # the resexp family that builds the net; None where no resexp config does
+    depth: int | None
+    options: dict = field(default_factory=dict)  # the model options that make the net (shortcut included)
+    mean: float | None = None  # mean and std over the runs, where the paper prints them
+    std: float | None = None
+    note: str = ""       # why a comparison with resexp's run is loose
+
+    def statistic_text(self) -> str:
+        """'median of 5 runs (mean 4.89±0.14)'."""
+        spread = f" (mean {self.mean:.2f}±{self.std:.2f})" if self.mean is not None else ""
+        return self.statistic + spread
+
+    def record(self) -> dict:
+        """The status.json fields of this reference."""
+        return {"paper_test_error": self.error, "paper_source": self.source,
+                "paper_statistic": self.statistic_text(), "paper_dataset": self.dataset,
+                **({"paper_note": self.note} if self.note else {})}
+
+
+def _rows(source, statistic, dataset, model, options, by_depth, **extra):
+    """One Published per (depth, error) of `by_depth`, sharing everything else."""
+    return [Published(error, source, statistic, dataset, model, depth, options, **extra) for depth, error in by_depth]
+
+
+A, B = {"shortcut": "A"}, {"shortcut": "B"}  # He et al. 2016's CIFAR nets: option A as in He et al. 2015
+# (appendix: "the same as [1]"); projections only where the bottleneck nets increase dimensions.
+PREACT_BOTTLENECK = {"block": "bottleneck", **B}
+HE_2015 = "He et al. 2015"
+HE_2016 = "He et al. 2016, Identity Mappings"
+
+PUBLISHED = [
+    # He et al. 2015, Table 6: CIFAR-10, option A.
+    *_rows(f"{HE_2015}, Table 6, ResNet", ONE_RUN, "cifar10", "resnet", A,
+           [(20, 8.75), (32, 7.51), (44, 7.17), (56, 6.97), (1202, 7.93)]),
+    Published(6.43, f"{HE_2015}, Table 6, ResNet-110", BEST_OF_5, "cifar10", "resnet", 110, A, mean=6.61, std=0.16),
+    # Table 6 quotes Srivastava et al.'s highway nets: their own layers and widths, not resexp's highway
+    # (the ResNet layout with gated blocks); 19 layers is no depth of resexp's.
+    Published(7.54, f"{HE_2015}, Table 6, Highway (Srivastava et al.), 19 layers", "best of Srivastava et al.'s runs",
+              "cifar10", None, 19, mean=7.72, std=0.16),
+    Published(8.80, f"{HE_2015}, Table 6, Highway (Srivastava et al.), 32 layers", ONE_RUN, "cifar10", "highway", 32,
+              A, note="Srivastava et al.'s highway net, a different architecture from resexp's highway"),
+    # He et al. 2016, Table 1 (CIFAR-10, ResNet-110, shortcut variants on every unit).
+    Published(6.61, f"{HE_2016}, Tables 1-3, original ResNet-110", MEDIAN_OF_5, "cifar10", "resnet", 110, A),
+    *[Published(FAIL, f"{HE_2016}, Table 1, constant scaling {scale} on the shortcut", MEDIAN_OF_5, "cifar10",
+                "resnet", 110, {**A, "shortcut_kind": "scaling", "shortcut_scale": scale})
+      for scale in (0.0, 0.5)],  # 0: no shortcut, a plain net
+    Published(12.35, f"{HE_2016}, Table 1, constant scaling 0.5 on the shortcut and 0.5 on F (frozen gating)",
+              MEDIAN_OF_5, "cifar10", "resnet", 110,
+              {**A, "shortcut_kind": "scaling", "shortcut_scale": 0.5, "residual_scale": 0.5}),
+    *[Published(FAIL, f"{HE_2016}, Table 1, exclusive gating, gate bias {b}", MEDIAN_OF_5, "cifar10", "resnet", 110,
+                {**A, "shortcut_kind": "exclusive_gating", "gate_bias": float(b)}) for b in range(0, -6, -1)],
+    *[Published(error, f"{HE_2016}, Table 1, {kind.replace('_', ' ')}, gate bias {b}", MEDIAN_OF_5, "cifar10",
+                "resnet", 110, {**A, "shortcut_kind": kind, "gate_bias": b})
+      for kind, b, error in (("exclusive_gating", -6.0, 8.70), ("exclusive_gating", -7.0, 9.81),
+                             ("shortcut_gating", 0.0, 12.86), ("shortcut_gating", -6.0, 6.91))],
+    Published(12.22, f"{HE_2016}, Table 1, 1x1 conv shortcut", MEDIAN_OF_5, "cifar10", "resnet", 110,
+              {**A, "shortcut_kind": "conv1x1"}),
+    Published(FAIL, f"{HE_2016}, Table 1, dropout 0.5 on the shortcut", MEDIAN_OF_5, "cifar10", "resnet", 110,
+              {**A, "shortcut_kind": "dropout", "shortcut_dropout": 0.5}),
+    # Table 2: where BN and ReLU sit (Fig. 4), CIFAR-10. Table 3 repeats full pre-activation.
+    *[Published(error, f"{HE_2016}, Table {'2 and 3' if order == 'full_preact' else 2}, ResNet-{depth}, "
+                       f"{order.replace('_', ' ')}", MEDIAN_OF_5, "cifar10", model, depth, {**shortcut, "block_order": order})
+      for model, depth, shortcut, errors in (("resnet", 110, A, (8.17, 7.84, 6.71, 6.37)),
+                                             ("resnet_bottleneck", 164, B, (6.50, 6.14, 5.91, 5.46)))
       for order, error in zip(("bn_after_add", "relu_before_add", "relu_preact", "full_preact"), errors)],
-    (("cifar10", "preact_resnet", 110, {"block": "basic"}), (6.37, HE_2016_TABLE_4)),
-    (("cifar10", "preact_resnet", 164, {"block": "bottleneck"}), (5.46, HE_2016_TABLE_4)),
-    (("cifar10", "preact_resnet", 1001, {"block": "bottleneck"}), (4.92, HE_2016_TABLE_4)),
-    (("cifar100", "preact_resnet", 164, {"block": "bottleneck"}), (24.33, HE_2016_TABLE_4)),
-    (("cifar100", "preact_resnet", 1001, {"block": "bottleneck"}), (22.71, HE_2016_TABLE_4)),
+    # Table 3: original and pre-activation units (and Table 4 for the nets it repeats).
+    Published(5.93, f"{HE_2016}, Tables 2 and 3, original ResNet-164", MEDIAN_OF_5, "cifar10", "resnet_bottleneck",
+              164, B),
+    Published(25.16, f"{HE_2016}, Tables 3 and 4, original ResNet-164", MEDIAN_OF_5, "cifar100", "resnet_bottleneck",
+              164, B),
+    Published(7.61, f"{HE_2016}, Table 3, original ResNet-1001", MEDIAN_OF_5, "cifar10", "resnet_bottleneck", 1001, B),
+    Published(27.82, f"{HE_2016}, Tables 3 and 4, original ResNet-1001", MEDIAN_OF_5, "cifar100", "resnet_bottleneck",
+              1001, B),
+    Published(9.90, f"{HE_2016}, Table 3, original ResNet-110 (1-layer skips)", MEDIAN_OF_5, "cifar10", "resnet", 110,
+              {**A, "skip": 1}),
+    *[Published(8.91, f"{HE_2016}, Table 3, pre-activation ResNet-110 (1-layer skips)", MEDIAN_OF_5, "cifar10", model,
+                110, {**A, "skip": 1, **options})
+      for model, options in (("resnet", {"block_order": "full_preact"}), ("preact_resnet", {"block": "basic"}))],
+    Published(6.37, f"{HE_2016}, Tables 2 and 3, pre-activation ResNet-110", MEDIAN_OF_5, "cifar10", "preact_resnet",
+              110, {**A, "block": "basic"}),
+    Published(5.46, f"{HE_2016}, Tables 2-4, pre-activation ResNet-164", MEDIAN_OF_5, "cifar10", "preact_resnet", 164,
+              PREACT_BOTTLENECK),
+    Published(24.33, f"{HE_2016}, Tables 3 and 4, pre-activation ResNet-164", MEDIAN_OF_5, "cifar100", "preact_resnet",
+              164, PREACT_BOTTLENECK),
+    Published(4.92, f"{HE_2016}, Tables 3 and 4, pre-activation ResNet-1001, batch 128", MEDIAN_OF_5, "cifar10",
+              "preact_resnet", 1001, PREACT_BOTTLENECK, mean=4.89, std=0.14),
+    Published(4.62, f"{HE_2016}, Table 4, pre-activation ResNet-1001, batch 64 (the official code's)", MEDIAN_OF_5,
+              "cifar10", "preact_resnet", 1001, PREACT_BOTTLENECK, mean=4.69, std=0.20),
+    Published(22.71, f"{HE_2016}, Tables 3 and 4, pre-activation ResNet-1001, batch 128", MEDIAN_OF_5, "cifar100",
+              "preact_resnet", 1001, PREACT_BOTTLENECK, mean=22.68, std=0.22),
+    # Huang et al. 2017, DenseNet, Table 2: C10+ and C100+ (standard augmentation), k = 12.
+    *[Published(error, f"Huang et al. 2017, Table 2, {net}", NOT_STATED, dataset, model, depth, options,
+                note="the paper trains 300 epochs at batch 64 with Nesterov momentum")
+      for net, model, depth, options, errors in (
+          ("DenseNet (L=40, k=12)", "densenet", 40, {"growth": 12}, (5.24, 24.42)),
+          ("DenseNet-BC (L=100, k=12)", "densenet_bc", 100, {"growth": 12, "bottleneck": True, "compression": 0.5},
+           (4.51, 22.27)))
+      for dataset, error in zip(("cifar10", "cifar100"), errors)],
+    # Xie et al. 2017, ResNeXt, Table 7.
+    *[Published(error, f"Xie et al. 2017, Table 7, ResNeXt-29 {cardinality}x64d", MEAN_OF_10, dataset, "resnext", 29,
+                {"cardinality": cardinality, "base_width": 64},
+                note="the paper trains pre-activation bottlenecks at batch 256, weight decay 5e-4")
+      for cardinality, errors in ((8, (3.65, 17.77)), (16, (3.58, 17.31)))
+      for dataset, error in zip(("cifar10", "cifar100"), errors)],
+    # He et al. 2015, Tables 2 and 3: ImageNet top-1 error (Table 2's nets use option A; Table 3 adds B
+    # and C for ResNet-34, and its 50/101/152 use B).
+    *[Published(error, f"{HE_2015}, Table {table}, {net}", TEN_CROP, "imagenet", model, depth, options)
+      for table, net, model, depth, options, error in (
+          (2, "plain-18", "imagenet_plain", 18, {}, 27.94), (2, "plain-34", "imagenet_plain", 34, {}, 28.54),
+          (2, "ResNet-18", "imagenet_resnet", 18, A, 27.88), ("2 and 3", "ResNet-34 A", "imagenet_resnet", 34, A, 25.03),
+          (3, "ResNet-34 B", "imagenet_resnet", 34, B, 24.52),
+          (3, "ResNet-34 C", "imagenet_resnet", 34, {"shortcut": "C"}, 24.19),
+          (3, "ResNet-50", "imagenet_resnet", 50, B, 22.85), (3, "ResNet-101", "imagenet_resnet", 101, B, 21.75),
+          (3, "ResNet-152", "imagenet_resnet", 152, B, 21.43))],
 ]
-# The options whose non-default values make another architecture than the key's; a run with one of
-# them has the reference of a variant listed above, or none. (Width, norm and init are the run's
-# recipe, compared with the paper's net as before.)
-VARIANT_KEYS = ("block_order", "skip", "shortcut_kind")
 
-# The same reproduction's residual nets, for judging seed-to-seed spread (mean, std over 5 seeds).
-REPRODUCED_RESNETS = {20: (8.51, 0.22), 56: (7.40, 0.27), 110: (7.14, 0.20)}
+# Options whose non-default values make another architecture than the family's own: a run with one of
+# them has the reference of a row whose options name it, or none. (Width, norm, init and the projection's
+# norm are the run's recipe, compared with the paper's net as before.)
+VARIANT_KEYS = ("block_order", "skip", "shortcut_kind", "residual_scale", "block", "growth", "bottleneck",
+                "compression", "cardinality", "base_width")
 
 
-def _variant(dataset, model, depth, options) -> tuple | None:
-    """(error, source) of the paper's variant these model options make, or None."""
-    changed = {key: options[key] for key in VARIANT_KEYS if key in options and options[key] != DEFAULTS[key]}
-    for (d, m, n, made_by), found in VARIANTS:
-        relevant = {key: options.get(key, DEFAULTS[key]) for key in made_by}
-        rest = {key: value for key, value in changed.items() if key not in made_by}
-        if (d, m, n) == (dataset, model, depth) and relevant == made_by and not rest:
-            return found
-    return None if changed else REFERENCES.get(
-        (dataset, model, depth, None if "plain" in model else options.get("shortcut")))
+def _matches(row: Published, dataset, model, depth, options) -> bool:
+    if (row.dataset, row.model, row.depth) != (dataset, model, depth):
+        return False
+    if any(options.get(key, DEFAULTS.get(key)) != value for key, value in row.options.items()):
+        return False
+    return all(key in row.options for key in VARIANT_KEYS if options.get(key, DEFAULTS[key]) != DEFAULTS[key])
+
+
+def published(dataset: str, model: str, depth: int, shortcut: str | None = None, options=None) -> list[Published]:
+    """Every published number for this configuration, in PUBLISHED's order (the first is the one a
+    report compares with). `options`: the run's model group (its defaults where it has no key)."""
+    options = {**dict(options or {}), "shortcut": shortcut}  # plain nets' rows name no shortcut
+    return [row for row in PUBLISHED if _matches(row, dataset, model, depth, options)]
 
 
 def reference(dataset: str, model: str, depth: int, shortcut: str, options=None) -> dict:
-    """{"paper_test_error": % or FAIL, "paper_source": ..., "paper_dataset": the dataset the number is for}
-    for this configuration, or {} when none is known; a report shows the number only beside runs on that
-    dataset. `options`: the run's model group (block_order, shortcut_kind, ...); without it the defaults."""
-    found = _variant(dataset, model, depth, {**dict(options or {}), "shortcut": shortcut})
-    if found is None:
+    """The status.json fields for this configuration: paper_test_error (% or FAIL), paper_source (paper,
+    table, net), paper_statistic, paper_dataset, paper_note where the comparison is loose, and paper_also
+    (the other published numbers for the same net, e.g. He et al. 2016's median beside He et al. 2015's
+    best); {} when no paper has a number for it. A report shows the number only beside runs on that dataset."""
+    rows = published(dataset, model, depth, shortcut, options)
+    if not rows:
         return {}
-    error, source = found
-    return {"paper_test_error": error, "paper_source": source, "paper_dataset": dataset}
+    first, *also = rows
+    return {**first.record(), **({"paper_also": [row.record() for row in also]} if also else {})}
 
 
 # Multiply-adds for one 224x224 image, in billions. He et al. 2015 call them FLOPs: "3.6 billion FLOPs
@@ -91,7 +186,8 @@ def reference(dataset: str, model: str, depth: int, shortcut: str, options=None)
 HE_2015_MULT_ADDS = {("imagenet_plain", 18): 1.8, ("imagenet_resnet", 18): 1.8, ("imagenet_plain", 34): 3.6,
                      ("imagenet_resnet", 34): 3.6, ("imagenet_resnet", 50): 3.8, ("imagenet_resnet", 101): 7.6,
                      ("imagenet_resnet", 152): 11.3, ("vgg", 16): 15.3, ("vgg", 19): 19.6}
-# torchvision's published "GFLOPS" (multiply-adds, 224x224) of resnet18..152, from the table of its models
-# documentation. Its bottleneck blocks stride in the 3x3 conv ("ResNet v1.5"), as resexp's do; He et al.'s
-# stride in the first 1x1 conv, which costs less.
+# torchvision's "GFLOPS" (multiply-adds, 224x224) of resnet18..152, three decimals: the `_ops` field of its
+# weight metadata (torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["_ops"], ...); its documentation
+# table rounds them to two. Its bottleneck blocks stride in the 3x3 conv ("ResNet v1.5"), as resexp's do;
+# He et al.'s stride in the first 1x1 conv, which costs less.
 TORCHVISION_MULT_ADDS = {18: 1.814, 34: 3.664, 50: 4.089, 101: 7.801, 152: 11.514}

@@ -9,15 +9,19 @@ from hydra import compose, initialize_config_module
 
 import resexp.config  # noqa: F401  (registers the run-name resolvers)
 
-# A run that finishes in a second or two on a CPU: tiny images, few of them, one epoch.
+# A run that finishes in a second or two on a CPU: tiny images, few of them, one epoch; in fp32, so that
+# numbers compare alike on CPUs with and without bf16 units (where precision=auto would differ).
 TINY = ["dataset.train_size=256", "dataset.test_size=128", "dataset.image_size=8",
-        "trainer.epochs=1", "trainer.batch_size=64", "trainer.log_every=2", "depth=8", "device=cpu"]
+        "trainer.epochs=1", "trainer.batch_size=64", "trainer.log_every=2", "depth=8", "device=cpu",
+        "trainer.precision=fp32"]
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none)")
 
-# Overrides that put a test on each device: the CPU always; a CUDA GPU where there is one, with
-# deterministic=true, without which GPU runs are not bit-reproducible (cudnn's algorithm choice).
+# Overrides that put a test on each device: the CPU always, eagerly and as an emulated CUDA graph; a CUDA
+# GPU where there is one, with deterministic=true, without which GPU runs are not bit-reproducible
+# (cudnn's algorithm choice).
 DEVICES = [pytest.param(["device=cpu"], id="cpu"),
+           pytest.param(["device=cpu", "trainer.cuda_graph=emulate"], id="cpu-graph"),
            pytest.param(["device=cuda", "deterministic=true"], id="cuda", marks=needs_cuda)]
 
 
@@ -54,14 +58,14 @@ def resexp_cli(tmp_path):
 
 @pytest.fixture(scope="session")
 def tiny_runs(tmp_path_factory):
-    """A tiny trained resnet-8 and plain-8 (4 steps each, fp32): RUNS/resnet and RUNS/plain, for the
+    """A tiny trained resnet-8 and plain-8 (4 steps each): RUNS/resnet and RUNS/plain, for the
     commands that read trained runs (lesion, landscape, paths)."""
     from resexp.cli import main
     root = tmp_path_factory.mktemp("runs")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as one_thread does for each test: far faster on a busy machine
     for model in ("resnet", "plain"):
-        assert main(["train", *TINY, "trainer.precision=fp32", f"model={model}", f"hydra.run.dir={root / model}"]) == 0
+        assert main(["train", *TINY, f"model={model}", f"hydra.run.dir={root / model}"]) == 0
     torch.set_num_threads(threads)
     return root
 

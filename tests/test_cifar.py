@@ -123,6 +123,7 @@ def test_cli_trains_on_cifar_with_val_error_and_the_papers_number(tmp_path, rese
     status = json.loads((tmp_path / "run/status.json").read_text())
     assert status["status"] == "finished" and status["steps"] == 4
     assert status["paper_test_error"] == 8.75 and "Table 6" in status["paper_source"]
+    assert status["paper_statistic"] == "one run" and status["paper_dataset"] == "cifar10"
     assert 0 <= status["final_val_error"] <= 100
     rows = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [2, 4] and all("val_error" in r and "val_loss" in r for r in rows)

@@ -23,7 +23,7 @@ def test_train_subprocess_writes_run_dir_with_tensorboard_tags(tmp_path, resexp_
     assert result.returncode == 0, result.stderr
     (run,) = run_dirs(tmp_path / "runs")
     # model and depth, then every overridden key that is not where/how it runs (device), abbreviated
-    assert run.name.endswith("_resnet8-A_train_size=256_test_size=128_image_size=8_epochs=1_bs=64_log_every=2")
+    assert run.name.endswith("_resnet8-A_train_size=256_test_size=128_image_size=8_epochs=1_bs=64_log_every=2_precision=fp32")
     assert (run / "config.yaml").exists()
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "finished" and status["parameters"] > 0

@@ -89,7 +89,15 @@ def test_table_says_multiply_adds_and_fits_80_columns(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "Multiply-adds (FlopCounterMode FLOPs / 2), one 3x224x224 image" in out
     assert "imagenet_resnet-50" in out and "4.09G" in out and "25.6M" in out
+    assert "imagenet_resnet-50 22.85%" in out  # He et al. 2015, Table 3: ResNet-50 top-1, 10-crop
     assert max(map(len, out.splitlines())) <= 80
+
+
+def test_imagenet_rows_carry_the_papers_top1(capsys):
+    rows = describe_json(capsys, "model=imagenet_resnet,imagenet_plain", "depth=18", "model.shortcut=A",
+                         "--image-size", "32", "--classes", "1000")
+    assert {r["net"].split()[0]: r.get("paper_top1") for r in rows} == {"imagenet_resnet-18": 27.88,
+                                                                         "imagenet_plain-18": 27.94}
 
 
 @pytest.mark.parametrize("args,message", [

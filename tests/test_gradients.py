@@ -39,10 +39,13 @@ def test_tiny_grid_table_json_and_picture(tmp_path, capsys, monkeypatch):
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
-def test_gradient_norms_equal_the_first_training_step(tmp_path, capsys, monkeypatch):
-    """The same weights and batch as step 1 of `resexp train`: the norms it logs there are the same."""
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_gradient_norms_equal_the_first_training_step(tmp_path, capsys, monkeypatch, precision):
+    """The same weights and batch as step 1 of `resexp train`, through its own step: the norms it logs
+    there are the same, in the precision the run trains in (bf16 here; auto is fp32 on the CPU)."""
     monkeypatch.chdir(tmp_path)
-    config = [*TINY, "model=plain", "model.norm=none", "trainer.log_every=1", "dataset.augment.flip=true"]
+    config = [*TINY, "model=plain", "model.norm=none", "trainer.log_every=1", "dataset.augment.flip=true",
+              f"trainer.precision={precision}"]
     assert main(["train", *config, "hydra.run.dir=run"]) == 0
     assert main(["gradients", *config, "--json", "--out", "g"]) == 0
     (row,) = json.loads((tmp_path / "g/gradients.json").read_text())

@@ -12,11 +12,11 @@ from PIL import Image
 from resexp import build_model
 from resexp.cli import main
 from resexp.data import load_dataset
-from resexp.explain.landscape import directions, grid_coordinates, summary, surface, training_subset
+from resexp.explain.landscape import directions, grid_coordinates, summary, surface
+from resexp.explain.nets import training_subset
 from resexp.train.checkpoint import checkpoint_paths
 from tests.conftest import refusal_dirs, refused
 
-FP32 = ["trainer.precision=fp32", "trainer.channels_last=false"]
 
 
 def test_each_filter_of_a_direction_has_its_weight_filters_norm_and_bn_and_biases_are_zero():
@@ -55,12 +55,12 @@ def test_the_same_seed_gives_the_same_directions_for_nets_of_the_same_shape():
 
 
 def test_the_surface_puts_the_weights_back_and_its_centre_is_the_unmoved_net(compose_cfg):
-    cfg = compose_cfg("model=resnet", *FP32)
+    cfg = compose_cfg("model=resnet")
     data = load_dataset(cfg.dataset, "cpu")
     torch.manual_seed(0)
     model = build_model("resnet", 8, width=4)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    subset = training_subset(data, 32, 0, "cpu")
+    subset = training_subset(data, 32, 1000, 0, "cpu")
     d1, d2 = directions(model, 0)
     coords = grid_coordinates(3, 0.5)
     assert coords == [-0.5, 0.0, 0.5]
@@ -106,9 +106,10 @@ def test_the_centre_is_the_runs_own_training_loss_and_files(tiny_runs, tmp_path,
     for png in ("landscape_contour.png", "landscape_surface.png", "landscape_slice.png"):
         assert Image.open(tmp_path / "l" / png).size[0] > 1000
     monkeypatch.setenv("COLUMNS", "80")
-    assert main([*args, "--out", "t"]) == 0
+    assert main([*args[:-2], "--out", "t"]) == 0  # --images by default: 1000, cut to the runs' 256
     out = capsys.readouterr().out
-    assert "Training loss on a filter-normalized plane" in out and "resnet-8" in out and "plain-8" in out
+    assert "Training loss on a random plane, 256 training images" in out
+    assert "resnet-8" in out and "plain-8" in out
     assert max(len(line) for line in out.splitlines() if not line.startswith("wrote")) <= 80
 
 

@@ -67,8 +67,8 @@ def test_every_job_of_every_preset_runs(preset, cifar_root, tmp_path):
         assert result["steps"] == 2 and "final_val_error" in result
         if (cfg.model.name, cfg.depth, cfg.model.shortcut) == ("resnet", 110, "A"):
             assert result["paper_test_error"] == 6.43  # He et al. 2015, Table 6
-        if (cfg.model.name, cfg.depth) == ("plain", 56):
-            assert result["paper_test_error"] == 12.95 and "reproduction" in result["paper_source"]
+        if cfg.model.name == "plain":  # the paper has only curves for plain nets on CIFAR
+            assert "paper_test_error" not in result
 
 
 def test_fig6_is_one_command_with_seeds(cifar_root, tmp_path, resexp_cli):

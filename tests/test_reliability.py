@@ -61,6 +61,8 @@ def test_resumed_run_matches_uninterrupted_step_for_step(compose_cfg, tmp_path, 
     for result in (expected, resumed):
         result.pop("wall_time")
     assert resumed == expected
+    if device != ["device=cpu"]:  # the graph was captured again after the resume, not silently skipped
+        assert resumed["modes"]["cuda_graph"] in ("captured", "emulated: captured")
     assert rows(parts) == rows(whole) and [r["step"] for r in rows(parts)] == [3, 6, 8]
     for tag in ("train/loss", "grad_norm/000_conv1", "test/error"):
         assert scalar_steps(parts, tag) == scalar_steps(whole, tag)  # one curve, no duplicated steps
@@ -183,6 +185,33 @@ def test_corrupt_checkpoint_is_one_line_and_left_alone(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"checkpoint {latest} is corrupt or unreadable" in err
     assert latest.read_bytes() == b"not a checkpoint"
+
+
+class RunsCode:
+    """Unpickling this calls open(path, "w"): a stand-in for any code a tampered checkpoint could run."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("command", ["train", "lesion", "landscape", "paths"])
+def test_a_tampered_checkpoint_is_refused_without_running_it(tmp_path, monkeypatch, capsys, command):
+    """Checkpoints are data: one holding a class or function is refused before it can run anything."""
+    monkeypatch.chdir(tmp_path)
+    run = _finished_run(tmp_path)
+    marker = tmp_path / "code-ran"
+    latest = ckpt.checkpoint_paths(run)[-1]
+    state = torch.load(latest, weights_only=True)
+    state["model"]["fc.bias"] = RunsCode(marker)
+    torch.save(state, latest)
+    capsys.readouterr()
+    assert main(["train", f"resume={run}"] if command == "train" else [command, str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"checkpoint {latest} holds more than tensors and plain values" in err
+    assert not marker.exists()
 
 
 def test_checkpoint_from_another_model_is_refused(tmp_path, monkeypatch, capsys):

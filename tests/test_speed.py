@@ -1,20 +1,20 @@
 """Speed switches (precision, channels_last, CUDA graph, compile, determinism) and `resexp bench`.
 
-Without a GPU (CI) the CUDA-graph runner is checked with a stand-in graph that records the step at capture
-and calls it at replay, so the control flow around the shared TrainStep is what is tested. The tests
-marked needs_cuda (or parametrized over DEVICES) run the real thing where a GPU is at hand:
-    python -m pytest tests/test_speed.py tests/test_reliability.py -k cuda"""
+Without a GPU (CI) the graph path runs on the CPU emulation of CUDA graphs (trainer.cuda_graph=emulate,
+tests/test_graphs.py); the tests marked needs_cuda (or parametrized over DEVICES) run the real thing where
+a GPU is at hand: python -m pytest tests/test_speed.py tests/test_reliability.py -k cuda"""
 import contextlib
 import json
 import math
+import os
 
 import pytest
 import torch
 
 from resexp.cli import main
 from resexp.models import build_model
-from resexp.train.loop import build_training, channels_last_safe, native_bf16_cpu, speed_modes, train
-from resexp.train.step import GraphedStep
+from resexp.train.loop import build_training, train
+from resexp.train.speed import channels_last_safe, speed_modes
 from tests.conftest import DEVICES, needs_cuda
 from tests.test_reliability import rows
 
@@ -42,10 +42,9 @@ def test_speed_keys_are_validated_as_one_line(override, expected, tmp_path, monk
 
 
 def test_auto_modes_per_device(compose_cfg):
-    t = compose_cfg().trainer
-    cpu_precision = "bf16" if native_bf16_cpu() else "fp32"  # bf16 only where the CPU has bf16 units
-    assert speed_modes(t, torch.device("cpu"), build_model("resnet", 20)) == {
-        "precision": cpu_precision, "channels_last": True, "cuda_graph": False, "compile": False}
+    t = compose_cfg("trainer.precision=auto").trainer
+    assert speed_modes(t, torch.device("cpu"), build_model("resnet", 20)) == {  # fp32 on any CPU
+        "precision": "fp32", "channels_last": True, "cuda_graph": False, "compile": False}
     # a strided 1x1 projection of 4 channels hangs torch's channels_last CPU kernels: auto keeps NCHW there
     narrow = build_model("resnet", 20, width=4, shortcut="B")
     assert not channels_last_safe(narrow) and channels_last_safe(build_model("resnet", 20, width=4, shortcut="A"))
@@ -89,77 +88,13 @@ def test_a_batch_larger_than_the_training_split_is_one_line(tmp_path, monkeypatc
     assert "trainer.batch_size=128 is larger than the training split (100 images)" in capsys.readouterr().err
 
 
-class FakeCuda:
-    """torch.cuda's graph API on the CPU. As on a GPU, a capture records the step without running it
-    (RecordingStep below), and each replay runs what was recorded."""
-
-    class CUDAGraph:
-        recorded = None
-
-        def replay(self):
-            self.recorded()
-
-    class Stream:
-        def wait_stream(self, other):
-            pass
-
-    def __init__(self, fail=False):
-        self.fail, self.capturing, self.captures = fail, None, 0
-
-    @contextlib.contextmanager
-    def graph(self, graph):
-        if self.fail:
-            raise RuntimeError("operation not permitted when stream is capturing")
-        self.capturing, self.captures = graph, self.captures + 1
-        try:
-            yield
-        finally:
-            self.capturing = None
-
-    def current_stream(self):
-        return self.Stream()
-
-    def stream(self, side):
-        return contextlib.nullcontext()
-
-
-class RecordingStep:
-    def __init__(self, step, cuda):
-        self.step, self.cuda, self.optimizer = step, cuda, step.optimizer
-
-    def __call__(self):
-        if self.cuda.capturing:
-            self.cuda.capturing.recorded = self.step
-        else:
-            self.step()
-
-
 def same_steps(trainings, steps):
-    """`steps` training steps of each Training from the same data order and augmentation draws."""
+    """`steps` training steps of each Training through the loop's own per-step function, from the same
+    augmentation draws (each Training's data order comes from its own seeded generator)."""
     for tr in trainings:
-        device = tr.device.type
-        order = torch.randperm(len(tr.data.train_y), device=device, generator=torch.Generator(device).manual_seed(0))
         torch.manual_seed(1)  # the augmentation's generator
         for done in range(1, steps + 1):
-            tr.take_step(done, order)
-            tr.schedule.step()
-
-
-@pytest.mark.parametrize("fail", [False, True])
-def test_graphed_step_equals_the_eager_step(compose_cfg, capsys, fail):
-    cfg = compose_cfg("trainer.epochs=3", "trainer.channels_last=false")
-    eager, graphed = build_training(cfg), build_training(cfg)
-    cuda = FakeCuda(fail)
-    runner = GraphedStep(RecordingStep(graphed.step, cuda), eager_steps=3, fallback=True, cuda=cuda)
-    graphed.run_step = runner
-    same_steps((eager, graphed), 8)
-    assert cuda.captures == (0 if fail else 1)  # captured once, after 3 eager steps, then replayed
-    assert (runner.graph is None) == fail and runner.eager == fail
-    assert ("CUDA graph capture failed" in capsys.readouterr().err) == fail
-    for a, b in zip(eager.model.parameters(), graphed.model.parameters()):
-        assert torch.equal(a, b)
-    assert torch.equal(eager.step.since_log, graphed.step.since_log) and graphed.step.count.item() == 8
-    assert eager.read_log() == graphed.read_log()
+            tr.advance(done)
 
 
 @needs_cuda
@@ -181,6 +116,8 @@ def test_deterministic_runs_are_identical(compose_cfg, tmp_path, device):
     cfg = compose_cfg("trainer.epochs=2", "trainer.eval_every=3", *device)
     first, second = train(cfg, tmp_path / "a"), train(cfg, tmp_path / "b")
     assert final(first) == final(second)
+    if device != ["device=cpu"]:
+        assert first["modes"]["cuda_graph"] in ("captured", "emulated: captured")
     assert rows(tmp_path / "a") == rows(tmp_path / "b") and [r["step"] for r in rows(tmp_path / "a")] == [3, 6, 8]
 
 
@@ -295,3 +232,14 @@ def test_every_family_can_train_deterministically_on_a_gpu(compose_cfg, override
     ops = {event.key for event in profiler.key_averages()}
     assert "aten::convolution_backward" in ops or "aten::mm" in ops  # the profile saw the step
     assert not ops & NO_DETERMINISTIC_CUDA_KERNEL
+
+
+@pytest.mark.parametrize("values,expected", [("false,true", ":4096:8"), ("false", None)])
+def test_a_sweep_with_a_deterministic_job_sets_cublas_before_its_first_job(monkeypatch, values, expected):
+    """cuBLAS reads CUBLAS_WORKSPACE_CONFIG once per process: job 0 (deterministic=false) must not start it
+    without the setting that job 1 (deterministic=true) needs."""
+    from resexp.cli import precheck
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")  # absent now, and again after the test
+    precheck(["device=cpu", f"deterministic={values}"], multirun=True)
+    assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == expected

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..models import count_parameters, model_from_config
+from ..paper import published
 from ..track.progress import console
 from .nets import Datasets, nets, parse_args, parser
 
@@ -108,6 +109,10 @@ def table(results: list[dict]) -> Table:
     for column in ("layers", "params", "mult-adds", "output", "act. MiB"):
         t.add_column(column, justify="right")
     t.caption = "layers: conv and linear layers outside shortcuts; act.: float32 layer outputs per image"
+    top1 = [f"{r['net']} {r['paper_top1']:.2f}%" for r in results if "paper_top1" in r]
+    if top1:
+        t.caption += ("; the paper's ImageNet top-1 error (one model, 10-crop; He et al. 2015, Tables 2 and 3): "
+                      + ", ".join(top1))
     for r in results:
         t.add_row(f"[bold]{r['net']}", str(r["layers"]), si(r["parameters"]), si(r["mult_adds"]),
                   _dims(r["output"]), f"{r['activation_bytes'] / 2**20:.2f}")
@@ -137,7 +142,8 @@ def main(args) -> int:
         if opts.image_size:
             height = width = opts.image_size
         result = describe_net(cfg, (channels, height, width), opts.classes or data.num_classes)
-        results.append({"net": label, **result})
+        imagenet = published("imagenet", cfg.model.name, cfg.depth, cfg.model.shortcut, cfg.model)
+        results.append({"net": label, **result, **({"paper_top1": imagenet[0].error} if imagenet else {})})
     if opts.json:
         print(json.dumps(results, indent=1))
     else:

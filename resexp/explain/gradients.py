@@ -10,29 +10,19 @@ linear_deep with init=scaled_identity). The picture plots both per layer, log sc
 import json
 import math
 
-import torch
-import torch.nn.functional as F
 from rich.table import Table
 from torch import nn
 
-from ..models import model_from_config
-from ..track.gradnorms import GradNorms
 from ..track.progress import console
-from .nets import Datasets, nets, output_dir, parse_args, parser
+from .nets import CPU, Datasets, nets, output_dir, parse_args, parser
 
 FILES = ("gradients.png", "gradients.json")
 
 
-def first_batch(data, cfg):
-    """The images and labels of a run's first training step, drawn as train/loop.py draws them: the order
-    from its own generator, the augmentation from the default one (after the model's init used it)."""
-    order = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(cfg.seed))
-    return data.train_batch(order[:cfg.trainer.batch_size])
-
-
-def probe(model: nn.Module, x, y) -> dict:
-    """Per-layer weight-gradient norm and output std after one forward and backward pass on (x, y)."""
-    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]  # GradNorms' layers
+def probe(tr) -> dict:
+    """Per-layer weight-gradient norm and output std of step 1 of the Training `tr`, taken through the
+    loop's own step (Training.advance): the same weights, batch, augmentation, precision and layout."""
+    layers = [m for m in tr.model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]  # GradNorms' layers
     out_std, in_std = {}, {}
 
     def record(module, inputs, out):
@@ -41,24 +31,24 @@ def probe(model: nn.Module, x, y) -> dict:
 
     hooks = [m.register_forward_hook(record) for m in layers]
     try:
-        model.train()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
+        tr.advance(1)
     finally:
         for hook in hooks:
             hook.remove()
-    grad_norms = GradNorms(model)
-    norms = grad_norms.compute().tolist()
-    return {"layers": [tag.split("/", 1)[1] for tag in grad_norms.tags], "grad_norm": norms,
-            "activation_std": [out_std.get(m, math.nan) for m in layers], "loss": loss.item(),
+    norms = tr.step.norms.tolist()
+    loss_sum, _, images = tr.step.last.tolist()
+    return {"layers": [tag.split("/", 1)[1] for tag in tr.step.grad_norms.tags], "grad_norm": norms,
+            "activation_std": [out_std.get(m, math.nan) for m in layers], "loss": loss_sum / images,
             "first_last_ratio": norms[0] / norms[-1] if norms[-1] else math.inf,
             "gain": in_std[layers[-1]] / out_std[layers[0]] if out_std[layers[0]] else math.inf}
 
 
 def gradients_at_init(cfg, data) -> dict:
-    torch.manual_seed(cfg.seed)  # the same initial weights as `resexp train` with this config
-    model = model_from_config(cfg.model, cfg.depth, data.num_classes, data.in_channels)
-    return probe(model, *first_batch(data, cfg))
+    """Step 1 of `resexp train` with this config, on the CPU."""
+    from ..train.loop import build_training
+    cfg = cfg.copy()
+    cfg.device, cfg.trainer.cuda_graph = CPU, False
+    return probe(build_training(cfg, data))
 
 
 def table(results, batch_sizes) -> Table:

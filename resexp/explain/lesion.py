@@ -20,7 +20,7 @@ from torch import nn
 
 from ..track.progress import console
 from ..track.status import read_status
-from ..train.loop import evaluate
+from ..train.evaluate import evaluate
 from .nets import (Datasets, check_positive, labels, net_label, open_run, output_dir, run_parser, save, shortcut_of,
                    trained_model)
 

@@ -4,6 +4,7 @@ the dataset each needs (loaded once, on the CPU), and a fresh output directory."
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -96,21 +97,12 @@ def open_run(run_dir: Path, command: str):
 
 
 def trained_model(cfg, checkpoint: Path, data, device="cpu"):
-    """The run's net with the checkpoint's weights, on `device`. The checkpoint is read as data only
-    (torch.load's weights_only=True: tensors, numbers, strings, containers; never code)."""
-    import torch
-
+    """The run's net with the checkpoint's weights, on `device`; the checkpoint is read as data only
+    (train/checkpoint.py's weights-only loader), and refused in one line if it holds anything else."""
     from ..models import model_from_config
-    from ..train.checkpoint import restore
-    try:
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-    except Exception as e:
-        raise UserError(f"checkpoint {checkpoint} is corrupt, unreadable or holds more than weights "
-                        f"({type(e).__name__}); point at a run whose checkpoints resexp wrote") from None
-    if not isinstance(state, dict) or "model" not in state:
-        raise UserError(f"checkpoint {checkpoint} is not a resexp checkpoint (no model weights)")
+    from ..train.checkpoint import load_checkpoint, restore
     model = model_from_config(cfg.model, cfg.depth, data.num_classes, data.in_channels).to(device)
-    restore(model, state["model"], checkpoint, "model")
+    restore(model, load_checkpoint(checkpoint, device)["model"], checkpoint, "model")
     return model
 
 
@@ -156,11 +148,21 @@ def progress():
                     TimeRemainingColumn(), console=err_console, transient=True)
 
 
-def check_images(images: int, run_dir: Path, data) -> None:
-    """--images: at most the run's training split."""
-    if images > len(data.train_y):
+def check_images(images: int | None, run_dir: Path, data) -> None:
+    """--images: at most the run's training split (None: the command's default, cut to the split)."""
+    if images is not None and images > len(data.train_y):
         raise UserError(f"--images {images} is more than {run_dir}'s {len(data.train_y)} training images; "
                         f"choose at most {len(data.train_y)}")
+
+
+def training_subset(data, images: int | None, default: int, seed: int, device):
+    """The run's data with its training split cut to `images` images (None: `default`, or the whole split
+    where it is smaller) drawn at random with `seed`, on `device`."""
+    import torch
+    count = min(default, len(data.train_y)) if images is None else images
+    index = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(seed))[:count]
+    return replace(data, train_x=data.train_x[index].to(device), train_y=data.train_y[index].to(device),
+                   mean=data.mean.to(device), std=data.std.to(device))
 
 
 def run_parser(command: str, doc: str, files: tuple[str, ...], seed: str, several=True, device=False) -> Parser:

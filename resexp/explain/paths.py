@@ -28,9 +28,10 @@ from rich.table import Table
 from ..errors import UserError
 from ..track.progress import console
 from .nets import (Datasets, check_images, check_positive, net_label, open_run, output_dir, pick_device, progress,
-                   run_parser, save, shortcut_of, trained_model)
+                   run_parser, save, shortcut_of, trained_model, training_subset)
 
 FILES = ("paths.png", "paths.json")
+IMAGES = 128  # training images in the batch by default
 
 
 class _Route(torch.autograd.Function):
@@ -126,9 +127,9 @@ def paths_run(run_dir: Path, cfg, checkpoint: Path, data, opts, device) -> dict:
                         "through every layer; paths needs a residual net")
     check_images(opts.images, run_dir, data)
     n = len(blocks)
-    index = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(opts.seed))[:opts.images]
-    x = data.normalize(data.train_x[index]).to(device).requires_grad_()
-    y = data.train_y[index].to(device)
+    batch = training_subset(data, opts.images, IMAGES, opts.seed, device)
+    x = batch.normalize(batch.train_x).requires_grad_()
+    y = batch.train_y
     rng = random.Random(opts.seed)
     rows = []
     with routed(blocks) as routers, progress() as bar:
@@ -150,7 +151,7 @@ def paths_run(run_dir: Path, cfg, checkpoint: Path, data, opts, device) -> dict:
     paths_inside = sum(math.comb(n, k) for k in range(k1, k2 + 1)) / 2 ** n
     decay = (rows[-1]["magnitude"] / rows[0]["magnitude"]) ** (1 / n) if rows[0]["magnitude"] > 0 else None
     return {"run": str(run_dir), "net": net_label(cfg), "checkpoint": checkpoint.name, "blocks": n,
-            "images": opts.images, "samples": opts.samples, "seed": opts.seed, "ordinary_magnitude": ordinary,
+            "images": len(y), "samples": opts.samples, "seed": opts.seed, "ordinary_magnitude": ordinary,
             "by_length": rows, "effective": {"share": opts.share, "from": k1, "to": k2, "gradient_share": inside,
                                              "path_share": paths_inside, "peak": peak},
             "decay_per_block": decay, "seconds": time.perf_counter() - start}
@@ -208,7 +209,8 @@ def figure(r, path: Path) -> None:
 
 def main(args) -> int:
     p = run_parser("paths", __doc__, FILES, "of the images and of the blocks drawn", several=False, device=True)
-    p.add_argument("--images", type=int, default=128, help="training images in the batch (default: 128)")
+    p.add_argument("--images", type=int, help=f"training images in the batch (default: {IMAGES}, or all where there "
+                                               "are fewer)")
     p.add_argument("--samples", type=int, default=20, help="random sets of blocks per path length (default: 20)")
     p.add_argument("--share", type=float, default=0.9,
                    help="share of the gradient the effective path range holds (default: 0.9)")

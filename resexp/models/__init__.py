@@ -24,7 +24,8 @@ from .vgg import LAYOUTS, VGG, vgg_depth
 BLOCKS = ("basic", "bottleneck")
 SKIPS = (1, 2, 3)
 # keys of this kind the CIFAR residual families take (beside depth, width, norm, activation, init)
-RESIDUAL = ("shortcut", "shortcut_kind", "shortcut_scale", "shortcut_dropout", "gate_bias", "zero_init_residual")
+RESIDUAL = ("shortcut", "shortcut_kind", "shortcut_scale", "shortcut_dropout", "gate_bias", "zero_init_residual",
+            "residual_scale", "projection_norm")
 
 
 class Family(NamedTuple):
@@ -44,7 +45,9 @@ def _preact_depth(depth, block="basic", **options):
 
 def _highway(**options):
     """Srivastava et al. 2015: every block is g * H(x) + (1 - g) * x, H two conv-norm-act layers."""
-    return CifarNet("basic", block_order="relu_before_add", shortcut_kind="exclusive_gating", **options)
+    # the gate alone scales H; a projection (shortcut B) keeps its norm, as He et al. 2015's
+    return CifarNet("basic", block_order="relu_before_add", shortcut_kind="exclusive_gating", residual_scale=1,
+                    projection_norm=True, **options)
 
 
 def _depth_only(check):
@@ -79,7 +82,8 @@ COMMON = ("activation", "width", "norm", "init", "init_alpha", "init_std", "num_
 def build_model(arch="resnet", depth=20, shortcut="A", activation="relu", width=16, num_classes=10,
                 in_channels=3, norm="batch", init="kaiming_normal", init_alpha=1.0, init_std=0.01,
                 zero_init_residual=False, block_order="original", skip=2, shortcut_kind="identity",
-                shortcut_scale=0.5, shortcut_dropout=0.5, gate_bias=-6.0, block="basic", growth=12,
+                shortcut_scale=0.5, shortcut_dropout=0.5, gate_bias=-6.0, residual_scale=1.0, projection_norm=True,
+                block="basic", growth=12,
                 bottleneck=False, compression=1.0, cardinality=8, base_width=64, layout="cifar",
                 residual=False) -> nn.Module:
     options = {name: value for name, value in locals().items() if name not in ("arch", "depth")}
@@ -117,6 +121,8 @@ _ALLOWED = {
     "init_alpha": (lambda v: _number(v) and v > 0, "it must be a positive number"),
     "init_std": (lambda v: _number(v) and v > 0, "it must be a positive number"),
     "shortcut_scale": (lambda v: _number(v), "it must be a number"),
+    "residual_scale": (lambda v: _number(v), "it must be a number (1: F unscaled, as in He et al. 2015)"),
+    "projection_norm": (lambda v: isinstance(v, bool), "it must be true or false"),
     "gate_bias": (lambda v: _number(v), "it must be a number"),
     "shortcut_dropout": (lambda v: _number(v) and 0 <= v < 1, "it must be a probability in [0, 1)"),
     "compression": (lambda v: _number(v) and 0 < v <= 1, "it must be in (0, 1] (0.5 for DenseNet-BC)"),

@@ -16,7 +16,7 @@ from .bottleneck import EXPANSION, Bottleneck, conv1x1
 from .gates import ExclusiveGatedUnit, Gate, ShortcutGatedUnit
 from .norms import make_norm
 from .orders import ResidualUnit, after_addition, residual_branch
-from .shortcuts import make_shortcut
+from .shortcuts import Scale, make_shortcut
 
 
 def depth_rule(step: int, offset: int = 2):
@@ -46,24 +46,28 @@ def _convs(block, in_channels, width, out_channels, stride, skip, groups=1):
 
 
 def make_block(block, in_channels, stage_width, stride, *, norm, activation, skip=2, shortcut=None, block_order=None,
-               shortcut_kind=None, shortcut_scale=None, shortcut_dropout=None, gate_bias=None):
+               shortcut_kind=None, shortcut_scale=None, shortcut_dropout=None, gate_bias=None, residual_scale=None,
+               projection_norm=None):
     """(block module, its output channels) for one block of a stage `stage_width` wide (plain blocks take
-    no shortcut options). The paper's own blocks (original order, identity-like shortcuts, 2 convs) are
-    the classic classes; every other combination is a unit of orders.py or gates.py around the same convs."""
+    no shortcut options). The paper's own blocks (original order, identity-like shortcuts, 2 convs, F
+    unscaled) are the classic classes; every other combination is a unit of orders.py or gates.py around
+    the same convs."""
     out_channels = stage_width * (EXPANSION if block == "bottleneck" else 1)
     convs = _convs(block, in_channels, stage_width, out_channels, stride, skip)
     if block == "plain":
         if skip == 2:
             return PlainBlock(in_channels, stage_width, stride, norm, activation), stage_width
         return residual_branch("relu_before_add", convs, norm, activation), stage_width
-    sc = make_shortcut(shortcut, in_channels, out_channels, stride, norm, shortcut_kind, shortcut_scale,
-                       shortcut_dropout)
+    sc = make_shortcut(shortcut, in_channels, out_channels, stride, norm if projection_norm else "none",
+                       shortcut_kind, shortcut_scale, shortcut_dropout)
     gated = shortcut_kind in ("exclusive_gating", "shortcut_gating")
-    if block_order == "original" and not gated and (block == "bottleneck" or skip == 2):
+    if block_order == "original" and not gated and residual_scale == 1 and (block == "bottleneck" or skip == 2):
         if block == "bottleneck":
             return Bottleneck(in_channels, stage_width, stride, sc, norm, activation), out_channels
         return BasicBlock(in_channels, out_channels, stride, sc, norm, activation), out_channels
     residual = residual_branch(block_order, convs, norm, activation)
+    if residual_scale != 1:  # F scaled by a constant (He et al. 2016, Table 1: 0.5 with 0.5 on the shortcut)
+        residual.add_module("scale", Scale(residual_scale))
     after = after_addition(block_order, out_channels, norm, activation)
     if gated:
         unit = ExclusiveGatedUnit if shortcut_kind == "exclusive_gating" else ShortcutGatedUnit

@@ -4,7 +4,8 @@ Where dimensions change (`shortcut`, He et al. 2015, sec. 3.3 and Table 3; He et
 Tricks", Fig. 2c):
 A: identity; where the map halves and channels grow, subsample by 2 and zero-pad the new
    channels (no parameters).
-B: identity, but a 1x1 conv + norm projection where dimensions change.
+B: identity, but a 1x1 conv + norm projection where dimensions change (the norm is left out with
+   `projection_norm=false`, as in the official pre-activation ResNet-164/1001, resnet-pre-act.lua).
 C: a projection on every block.
 A_pool: as A, but a 2x2 average pool instead of dropping 3 of every 4 pixels (no parameters).
 D: as B, but a 2x2 average pool, then a stride-1 projection (ResNet-D), so no input pixel is ignored.
@@ -58,7 +59,8 @@ class PoolProjection(nn.Sequential):
 
 
 class Scale(nn.Module):
-    """Constant scaling of the shortcut (He et al. 2016, Fig. 2b: 0.5 fails to train ResNet-110)."""
+    """Multiplication by a constant: on the shortcut (He et al. 2016, Fig. 2b: 0.5 fails to train
+    ResNet-110) and, as the last layer of the residual branch F, on F (0.5 on both: "frozen gating", 12.35%)."""
 
     def __init__(self, scale: float):
         super().__init__()

@@ -12,11 +12,13 @@ from pathlib import Path
 from rich.table import Table
 
 from ..names import short_key
+from ..paper import FAIL, FAIL_MEANS
 from ..track.progress import console
 from .runs import configurations
 
 RUN_FIELDS = ("run", "family", "depth", "seed", "status", "final_test_error", "best_test_error", "final_train_error",
-              "final_val_error", "paper_test_error", "parameters", "steps", "wall_time", "error")
+              "final_val_error", "paper_test_error", "paper_statistic", "paper_source", "parameters", "steps", "wall_time",
+              "error")
 STYLES = {"finished": "green", "diverged": "yellow", "failed": "red", "interrupted": "magenta", "running": "cyan"}
 # Columns a narrow terminal drops first, in this order; the run, family, depth, swept keys, status and the
 # final errors always stay whole.
@@ -77,7 +79,9 @@ def configuration_rows(runs: list[dict]) -> tuple[list[str], list[dict]]:
 
 
 def _fmt(value, digits=2) -> str:
-    return "-" if value is None else value if isinstance(value, str) else f"{value:.{digits}f}"  # str: paper.FAIL
+    if value == FAIL:
+        return FAIL_MEANS
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _over_seeds(runs, key) -> str:
@@ -89,6 +93,28 @@ def paper_error(run: dict):
     """The paper's error recorded for a run, only when the reference is for the dataset the run used."""
     dataset = run["config"].get("dataset.name")
     return run.get("paper_test_error") if run.get("paper_dataset", dataset) == dataset else None
+
+
+def _cited(record: dict) -> str:
+    """'6.43: He et al. 2015, Table 6, ResNet-110, cifar10, best of 5 runs (mean 6.61±0.16)'."""
+    parts = [record.get("paper_source"), record.get("paper_dataset"), record.get("paper_statistic"),
+             record.get("paper_note")]
+    return f"{_fmt(record['paper_test_error'])}: " + ", ".join(p for p in parts if p)
+
+
+def reference_lines(runs: list[dict]) -> list[str]:
+    """Where each number of the paper column comes from, with its statistic: one line per distinct
+    reference (and the other numbers the papers publish for the same net, after 'also')."""
+    _, groups = configurations(runs)
+    lines = []
+    for group in groups:
+        run = next((r for r in group if r["status"] == "finished" and paper_error(r) is not None), None)
+        if run is None:
+            continue
+        line = "paper %: " + "; also ".join(_cited(record) for record in [run, *run.get("paper_also", [])])
+        if line not in lines:
+            lines.append(line)
+    return lines
 
 
 def display_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
@@ -149,6 +175,8 @@ def print_table(runs: list[dict], title: str) -> None:
     over_seeds = "errors in %; mean ± std (n) over the seeds of the finished runs" if any(
         len(g) > 1 for g in groups) else None
     console.print(rich_table(runs, title, console, over_seeds))
+    for line in reference_lines(runs):
+        console.print(line, highlight=False, soft_wrap=True)
     for line in problems(runs):
         console.print(f"[red]{line}", highlight=False, soft_wrap=True)
 
@@ -168,6 +196,9 @@ def write_markdown(runs: list[dict], path: Path, title: str) -> None:
     lines = [f"# {title}", "", "Final errors in %, mean ± std (n) over seeds of the finished runs.", "",
              "| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    cited = reference_lines(runs)
+    if cited:
+        lines += ["", *(f"- {line}" for line in cited)]
     issues = problems(runs)
     if issues:
         lines += ["", "## Runs that did not finish", "", *(f"- {line}" for line in issues)]

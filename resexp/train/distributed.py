@@ -19,6 +19,12 @@ def is_leader() -> bool:
     return rank() == 0
 
 
+def launched() -> bool:
+    """Started by torchrun (which sets RANK and MASTER_ADDR), with one process or several: the model then
+    trains in DistributedDataParallel, as it would over several GPUs."""
+    return "RANK" in os.environ and "MASTER_ADDR" in os.environ
+
+
 def resolve_device(name: str, cuda_count: int, slot: int = 0) -> str:
     """The device a process trains on. `auto` is the CUDA device `slot % cuda_count` when there are GPUs
     (slot: the local rank under torchrun, else the job number of a parallel sweep, so each job gets its
@@ -44,8 +50,8 @@ def device_slot() -> int:
 
 def setup() -> None:
     """Join the process group once: NCCL for CUDA tensors, gloo for CPU ones (so `device=cpu` works on
-    a GPU machine too); a no-op for one process."""
-    if world_size() > 1 and not dist.is_initialized():
+    a GPU machine too); a no-op without torchrun."""
+    if launched() and not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
         dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
@@ -83,11 +89,34 @@ def gather(values: torch.Tensor) -> torch.Tensor:
 
 
 def gather_objects(obj) -> list:
+    """Every rank's `obj` (a dict of small host values and tensors), as a list in rank order. Tensors travel
+    on the host, so no rank unpickles another's CUDA tensors onto a GPU (a CUDA context on every GPU)."""
+    obj = {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in obj.items()}
     if world_size() == 1:
         return [obj]
     out = [None] * world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def all_sum(values: torch.Tensor) -> torch.Tensor:
+    """The sum of `values` over all ranks (in place); the identity for one process."""
+    if world_size() > 1:
+        dist.all_reduce(values)
+    return values
+
+
+def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The model in DistributedDataParallel. On CUDA it is built on a side stream, as PyTorch's CUDA graph
+    notes ask ("Usage with DistributedDataParallel"), so a later capture of the step can include it."""
+    if device.type != "cuda":
+        return torch.nn.parallel.DistributedDataParallel(model)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device])
+    torch.cuda.current_stream(device).wait_stream(side)
+    return ddp
 
 
 def barrier() -> None:

@@ -1,13 +1,11 @@
 """The training step: one function of device tensors, called as it is (eager) or captured once and
-replayed as a single CUDA graph. Both paths run this same code, so the CPU tests exercise it."""
+replayed as a single CUDA graph (graphs.py). Both paths run this same code, so the CPU tests exercise it."""
 import contextlib
-import warnings
 
 import torch
 import torch.nn.functional as F
 
 from ..track.gradnorms import GradNorms
-from ..track.progress import err_console
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -76,55 +74,3 @@ class TrainStep:
         self.since_eval.copy_(state["since_eval"])
         self.count.fill_(step)
 
-
-class GraphedStep:
-    """Runs a TrainStep as one CUDA graph: `eager_steps` real steps first (on a side stream, as CUDA
-    graph capture needs: lazy initialisation, cudnn's algorithm search and the optimizer's momentum
-    buffers happen there), then one capture, then a replay per call. Replays launch one graph instead of
-    ~1000 kernels, which is what a small net on a big GPU is bound by.
-
-    With `fallback`, a capture that fails prints one line and the run continues eagerly. `cuda` is the
-    torch.cuda module (a stand-in in the CPU tests)."""
-
-    def __init__(self, step: TrainStep, eager_steps: int = 3, fallback: bool = False, cuda=torch.cuda):
-        self.step, self.eager_left, self.fallback, self.cuda = step, eager_steps, fallback, cuda
-        self.graph, self.eager = None, False
-
-    def __call__(self) -> None:
-        if self.graph is not None:
-            self.graph.replay()
-        elif self.eager:
-            self.step()
-        elif self.eager_left > 0:
-            self.eager_left -= 1
-            self._on_side_stream()
-        else:
-            self._capture()
-
-    def _on_side_stream(self) -> None:
-        side = self.cuda.Stream()
-        side.wait_stream(self.cuda.current_stream())
-        with self.cuda.stream(side), warnings.catch_warnings():
-            # A capturable Adam warns when it steps outside a capture: these steps come before the one.
-            warnings.filterwarnings("ignore", message="This instance was constructed with capturable=True")
-            self.step()
-        self.cuda.current_stream().wait_stream(side)
-
-    def _capture(self) -> None:
-        graph = self.cuda.CUDAGraph()
-        self.step.optimizer.zero_grad(set_to_none=True)  # gradients are allocated inside the graph's pool
-        try:
-            with self.cuda.graph(graph):
-                self.step()
-        except Exception as e:
-            if not self.fallback:
-                raise
-            err_console.print(f"[yellow]warning:[/] CUDA graph capture failed ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:100]}); training eagerly (trainer.cuda_graph=false "
-                              "skips the attempt)", highlight=False, soft_wrap=True)
-            self.step.optimizer.zero_grad(set_to_none=True)
-            self.eager = True
-            self.step()
-            return
-        self.graph = graph
-        graph.replay()  # a capture records the step without running it
