@@ -113,14 +113,15 @@ def test_refusals(tiny_runs, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     resnet = str(tiny_runs / "resnet")
     refusal_dirs(tmp_path, tiny_runs / "resnet", "paths.png")
-    for args, message in (([str(tiny_runs / "plain")], "is plain-8, which has no residual blocks: there are no paths but one"),
+    plain = str(tiny_runs / "plain")
+    for args, message in (([plain], "is plain-8, which has no residual blocks: there are no paths but one"),
                           (["empty"], "error: empty has no checkpoint (checkpoints/step_*.pt): paths needs"),
                           (["nowhere"], "error: nowhere is not a run directory (no config.yaml)"),
                           ([resnet, "--out", "taken"], "--out taken already holds paths.png"),
                           ([resnet, "--samples", "0"], "--samples 0 is invalid"),
                           ([resnet, "--share", "1.5"], "--share 1.5 is invalid"),
                           ([resnet, "--images", "300"], "--images 300 is more than"),
-                          ([resnet, str(tiny_runs / "plain")], "unrecognized arguments"),
+                          ([resnet, plain], "unrecognized arguments"),
                           ([], "the following arguments are required: RUN")):
         assert message in refused(capsys, "paths", *args)
     assert not (tmp_path / "runs").exists()
