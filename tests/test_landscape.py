@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from resexp import build_model
+from resexp.models import FAMILIES
 from resexp.cli import main
 from resexp.data import load_dataset
 from resexp.explain.landscape import directions, grid_coordinates, summary, surface
@@ -19,21 +20,36 @@ from tests.conftest import refusal_dirs, refused
 
 
 
-def test_each_filter_of_a_direction_has_its_weight_filters_norm_and_bn_and_biases_are_zero():
-    torch.manual_seed(0)
-    model = build_model("resnet", 8, width=4, shortcut="B")  # B: projections (1x1 conv + BN) too
+def _check_filter_normalized(model):
     for d in directions(model, seed=0):
         assert len(d) == len(list(model.parameters()))
         for p, x in zip(model.parameters(), d):
-            if p.dim() <= 1:  # BN scale and shift, the classifier's bias
+            if p.dim() <= 1:  # BN scale and shift, biases
                 assert torch.count_nonzero(x) == 0
                 continue
             filters = x.flatten(1).norm(dim=1)
             torch.testing.assert_close(filters, p.detach().flatten(1).norm(dim=1), rtol=1e-5, atol=1e-7)
             assert not torch.allclose(x, p.detach())  # random, not the weights themselves
-            assert filters.std() > 0  # per filter, not one scale for the whole layer
+
+
+def test_each_filter_of_a_direction_has_its_weight_filters_norm_and_bn_and_biases_are_zero():
+    torch.manual_seed(0)
+    model = build_model("resnet", 8, width=4, shortcut="B")  # B: projections (1x1 conv + BN) too
+    _check_filter_normalized(model)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(norms) == 3 * 2 + 1 + 2  # stem, two per block, two projections: all covered above
+    conv = directions(model, 0)[0][0]
+    assert conv.flatten(1).norm(dim=1).std() > 0  # per filter, not one scale for the whole layer
+
+
+SMALLEST = {"plain": 8, "resnet": 8, "resnet_bottleneck": 11, "preact_resnet": 8, "highway": 8, "densenet": 7,
+            "densenet_bc": 10, "resnext": 29, "vgg": 11, "imagenet_plain": 18, "imagenet_resnet": 18, "linear_deep": 2}
+
+
+@pytest.mark.parametrize("arch", list(FAMILIES))
+def test_every_family_gets_filter_normalized_directions(arch):
+    torch.manual_seed(0)
+    _check_filter_normalized(build_model(arch, SMALLEST[arch], width=4, num_classes=5))
 
 
 def test_the_same_seed_gives_the_same_directions_for_nets_of_the_same_shape():

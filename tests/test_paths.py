@@ -48,11 +48,14 @@ def _gradients(model, every_subset=True):
     ("highway", 8, {}),                                    # gated: the gate belongs to the branch
     ("resnet", 8, {"block_order": "bn_after_add"}),
     ("linear_deep", 4, {"residual": True}),
-], ids=["resnet-A", "resnet-B-6blocks", "preact", "bottleneck", "highway", "bn_after_add", "linear"])
+    ("imagenet_resnet", 18, {}),                           # 8 blocks: 256 routings
+    ("resnext", 29, {"cardinality": 2, "base_width": 2}),  # 9 blocks: 512 routings
+], ids=["resnet-A", "resnet-B-6blocks", "preact", "bottleneck", "highway", "bn_after_add", "linear", "imagenet",
+        "resnext"])
 def test_the_gradients_of_all_routings_add_up_to_the_ordinary_gradient(arch, depth, options):
     model = _net(arch, depth, **options)
     n = len(residual_blocks(model))
-    assert n == {8: 3, 14: 6, 11: 3, 4: 4}[depth]
+    assert n == {8: 3, 14: 6, 11: 3, 4: 4, 18: 8, 29: 9}[depth]
     ordinary, by_subset = _gradients(model)
     assert len(by_subset) == 2 ** n
     total = torch.stack(list(by_subset.values())).sum(0)
