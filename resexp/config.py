@@ -235,6 +235,7 @@ RANGES = {
     "model.init_std": _number(0, low_open=True), "model.skip": _integer(1), "model.growth": _integer(1),
     "model.cardinality": _integer(1), "model.base_width": _integer(1), "model.compression": _number(0, 1, True),
     "model.shortcut_dropout": _number(0, 1, high_open=True), "model.shortcut_scale": _number(-math.inf),
+    "model.residual_scale": _number(-math.inf),
     "model.gate_bias": _number(-math.inf),
     "trainer.epochs": _integer(1), "trainer.steps": _integer(1), "trainer.batch_size": _integer(1),
     "trainer.log_every": _integer(1), "trainer.profile_every": _integer(1), "trainer.eval_every": _integer(1),

@@ -15,10 +15,14 @@ from resexp.train.loop import train
 # named cifar* and fashion* (and activations) need the dataset's files, which validate() skips checking
 # when download=true.
 NEEDS = {"imagenet_plain": ["depth=18"], "imagenet_resnet": ["depth=18"], "resnet_bottleneck": ["depth=11"],
-         "densenet": ["depth=10"], "densenet_bc": ["depth=10"], "resnext": ["depth=11"], "vgg": ["depth=11"],
+         "densenet": ["depth=10"], "densenet_bc": ["depth=10"], "resnext": ["depth=11"], "preact_resnet_bottleneck": ["depth=11"], "vgg": ["depth=11"],
          "cifar10": ["dataset.download=true"], "cifar100": ["dataset.download=true"], "folder": ["dataset.root=."],
          "fashion_mnist": ["dataset.download=true"], "mnist": ["dataset.download=true"],
          "activations": ["dataset.download=true"]}
+
+
+# Model options that are a family's variant (another default for some of its keys), named by that family.
+VARIANT_OF = {"preact_resnet_bottleneck": "preact_resnet"}
 
 
 def compose_option(compose_cfg, group, option):
@@ -34,7 +38,7 @@ def test_every_group_option_composes_and_validates(group, compose_cfg):
     for option in group_options(group):
         cfg = compose_option(compose_cfg, group, option)
         validate(cfg)
-        assert cfg[group].name == option
+        assert cfg[group].name == VARIANT_OF.get(option, option)
 
 
 def test_every_experiment_preset_composes(compose_cfg):
