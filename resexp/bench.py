@@ -10,9 +10,9 @@ import torch
 from rich.table import Table
 
 from .errors import UserError
-from .overrides import compose_job, sweep_jobs
+from .sweep import compose_job, sweep_jobs
 from .config import validate
-from .track.progress import console
+from .console import console
 
 # mode name -> trainer overrides. A mode is "<eager|graph|graph+compile>-<fp32|bf16>[-cl]" (cl: channels_last).
 ENGINES = {"eager": ["trainer.cuda_graph=false"], "graph": ["trainer.cuda_graph=true"],

@@ -20,8 +20,8 @@ import torch
 from rich.table import Table
 
 from .errors import UserError
-from .overrides import compose_job
-from .track.progress import console
+from .sweep import compose_job
+from .console import console
 
 # The nets the checks train: ResNet-20 on 32x32 images in batches of 128 on a GPU (as `resexp train` runs
 # CIFAR), ResNet-8 on 8x8 in batches of 64 in fp32 on the CPU (seconds; what is checked there is the graph

@@ -4,7 +4,7 @@ runs apart, abbreviated: `3_resnet20-A_act=gelu`, `14-02-11_plain56_act=tanh_lr=
 Hydra resolves the names (conf/train.yaml, hydra.run.dir and hydra.sweep.subdir) from a job's own
 overrides (`hydra.overrides.task`), leaving out the keys in `hydra.job.config.override_dirname.exclude_keys`:
 keys that say where or how a run runs (train.yaml) and, in a sweep, every key whose value is the same in
-all its jobs (`resexp train` adds those before the sweep starts, see cli.precheck).
+all its jobs (`resexp train` adds those before the sweep starts, see sweep.precheck).
 """
 import hashlib
 import re

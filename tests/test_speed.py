@@ -238,7 +238,7 @@ def test_every_family_can_train_deterministically_on_a_gpu(compose_cfg, override
 def test_a_sweep_with_a_deterministic_job_sets_cublas_before_its_first_job(monkeypatch, values, expected):
     """cuBLAS reads CUBLAS_WORKSPACE_CONFIG once per process: job 0 (deterministic=false) must not start it
     without the setting that job 1 (deterministic=true) needs."""
-    from resexp.cli import precheck
+    from resexp.sweep import precheck
     monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")  # absent now, and again after the test
     precheck(["device=cpu", f"deterministic={values}"], multirun=True)

@@ -185,7 +185,7 @@ def test_resexp_has_no_import_cycle():
     for m in sorted(graph):
         if m not in state:
             visit(m, [])
-    assert "resexp.report.runs" in graph["resexp.track.summary"]  # the summary uses the report's table
+    assert "resexp.report.runs" in graph["resexp.report.summary"]  # the summary uses the report's table
 
 
 def test_paper_column_only_beside_runs_on_the_references_dataset():

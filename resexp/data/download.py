@@ -6,7 +6,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import UserError
-from ..track.progress import console
+from ..console import console
 
 CHUNK = 1 << 20  # bytes read per network call
 

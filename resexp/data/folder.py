@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from ..errors import UserError
-from ..track.progress import console
+from ..console import console
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
 CACHE_VERSION = 1  # bump when the decoding changes, so old caches are rebuilt

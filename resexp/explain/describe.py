@@ -14,7 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..models import count_parameters, model_from_config
 from ..paper import published
-from ..track.progress import console
+from ..console import console
 from .nets import Datasets, nets, parse_args, parser
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList)

@@ -13,7 +13,7 @@ import math
 from rich.table import Table
 from torch import nn
 
-from ..track.progress import console
+from ..console import console
 from .nets import CPU, Datasets, nets, output_dir, parse_args, parser
 
 FILES = ("gradients.png", "gradients.json")

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from rich.table import Table
 
-from ..track.progress import console
+from ..console import console
 from ..train.evaluate import evaluate
 from .nets import (Datasets, check_images, check_positive, labels, net_label, open_run, output_dir, pick_device,
                    progress, run_parser, save, trained_model, training_subset)

@@ -18,7 +18,7 @@ import torch
 from rich.table import Table
 from torch import nn
 
-from ..track.progress import console
+from ..console import console
 from ..track.status import read_status
 from ..train.evaluate import evaluate
 from .nets import (Datasets, check_positive, labels, net_label, open_run, output_dir, run_parser, save, shortcut_of,

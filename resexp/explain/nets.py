@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from ..config import GROUPS, check_group_option, validate
 from ..errors import UserError
-from ..overrides import compose_job, parse, sweep_jobs, values
+from ..sweep import compose_job, parse, sweep_jobs, values
 from ..track.status import CONFIG_FILE
 
 CPU = "cpu"  # the explain commands run on the CPU: seconds for the nets they look at
@@ -144,7 +144,7 @@ def progress():
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
-    from ..track.progress import err_console
+    from ..console import err_console
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TimeRemainingColumn(), console=err_console, transient=True)
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from rich.table import Table
 
 from ..errors import UserError
-from ..track.progress import console
+from ..console import console
 from .nets import (Datasets, check_images, check_positive, net_label, open_run, output_dir, pick_device, progress,
                    run_parser, save, shortcut_of, trained_model, training_subset)
 

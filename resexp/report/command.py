@@ -3,7 +3,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
-from ..track.progress import console
+from ..console import console
 from . import figures, tables
 from .runs import load_runs
 

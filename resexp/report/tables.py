@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..names import short_key
 from ..paper import FAIL, FAIL_MEANS
-from ..track.progress import console
+from ..console import console
 from .runs import configurations
 
 RUN_FIELDS = ("run", "family", "depth", "seed", "status", "final_test_error", "best_test_error", "final_train_error",

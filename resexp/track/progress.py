@@ -1,9 +1,7 @@
 """Rich progress bar for a training run."""
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-console = Console()
-err_console = Console(stderr=True)  # errors go to stderr, one line each
+from ..console import console
 
 
 def training_progress() -> Progress:

@@ -17,7 +17,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import UserError
-from ..track.progress import err_console
+from ..console import err_console
 
 
 class CudaGraphs:

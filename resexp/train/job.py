@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from ..config import resume_config, validate
 from ..errors import UserError, debug_enabled
-from ..track.progress import console, err_console
+from ..console import console, err_console
 from ..track.status import CONFIG_FILE, read_status, write_status
 from ..report.runs import load_runs
 from ..report.tables import print_table

@@ -13,7 +13,8 @@ from ..errors import UserError
 from ..models import count_parameters, model_from_config
 from ..paper import reference
 from ..track.logger import RunLogger
-from ..track.progress import console, training_progress
+from ..console import console
+from ..track.progress import training_progress
 from ..track.responses import RESPONSE_IMAGES, write_responses
 from . import distributed
 from .checkpoint import RunState, resume, save

@@ -1,0 +1,260 @@
+"""`resexp train` and its sweeps: command-line overrides parsed by Hydra's own parser, swept lists expanded
+into one override list per job, each composed into the config that job would run and checked before any
+job starts; then Hydra runs the jobs and the outcome is read back from their run directories."""
+import copy
+import functools
+import itertools
+import os
+import sys
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import hydra
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from . import config as _config  # registers the run-name resolvers before Hydra composes anything
+from .errors import UserError
+
+
+def parse(overrides):
+    """Hydra's parsed overrides; a syntax error is one line."""
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException as e:
+        raise UserError(str(e).splitlines()[0]) from None
+
+
+def values(override) -> list[str]:
+    """The values an override takes, in sweep order: one for a plain override, each of a discrete
+    sweep (`depth=20,56`, `choice(...)`, `range(...)`); interval sweeps (for optimizing sweepers) give []."""
+    if not override.is_sweep_override():
+        return [override.get_value_element_as_str()]
+    if not override.is_discrete_sweep():
+        return []
+    return list(override.sweep_string_iterator())
+
+
+def sweep_jobs(overrides) -> list[list[str]]:
+    """One override list per job, as Hydra's basic sweeper orders them (the cross product, the last
+    override varying fastest). `resexp train -m depth=20,56 model=plain,resnet` -> 4 lists."""
+    parsed = parse(overrides)
+    keys = [o.get_key_element() for o in parsed]
+    choices = [values(o) for o in parsed]
+    for o, vals in zip(parsed, choices):
+        if not vals:
+            raise UserError(f"'{o.input_line}' is an interval sweep; list the values (a,b,c), or use range()")
+    return [[f"{k}={v}" for k, v in zip(keys, combo)] for combo in itertools.product(*choices)]
+
+
+@contextmanager
+def hydra_initialized():
+    """Hydra initialized on resexp's configs for the block, once however many jobs are composed in it."""
+    if GlobalHydra.instance().is_initialized():
+        yield
+        return
+    with initialize_config_module("resexp.conf", version_base="1.3"):
+        yield
+
+
+def _shapes_config(override) -> bool:
+    """Whether an override picks config files (a group option, hydra/...) or adds or deletes keys, rather
+    than setting the value of a key the composed config already has."""
+    key = override.key_or_group
+    return (override.is_add() or override.is_delete() or override.is_force_add() or key.startswith("hydra")
+            or "/" in key or (resources.files("resexp.conf") / key).is_dir())
+
+
+@functools.lru_cache(maxsize=64)
+def _compose(shape: tuple, hydra: bool):
+    try:
+        with hydra_initialized():
+            cfg = compose("train", overrides=list(shape), return_hydra_config=hydra)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise UserError(" ".join(str(e).split("\n")[:2]).strip()) from None
+    return cfg
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_one(line: str):
+    return parse([line])[0]
+
+
+def compose_job(overrides, hydra: bool = False):
+    """The composed `train` config of one job's overrides (with `hydra.*` overrides and the `hydra` node
+    only when `hydra`); a bad key or group option is one line.
+
+    Hydra composes once per distinct set of config files (group choices, added keys); each job's plain
+    `key=value` overrides are then set on a copy as Hydra itself sets them (OmegaConf.update), so a
+    sweep over a thousand seeds composes once."""
+    parsed = [_parse_one(o) for o in overrides if hydra or not o.startswith("hydra.")]
+    shape = tuple(o.input_line for o in parsed if _shapes_config(o))
+    cfg = copy.deepcopy(_compose(shape, hydra))
+    for o in parsed:
+        if not _shapes_config(o):
+            try:
+                OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
+            except (ConfigAttributeError, ConfigKeyError):
+                raise UserError(f"Could not override '{o.key_or_group}'. "
+                                f"To append to your config use +{o.input_line}") from None
+            except OmegaConfBaseException as e:
+                raise UserError(f"Error merging override {o.input_line}: {str(e).splitlines()[0]}") from None
+    return cfg
+
+
+# Hydra flags that take a value, and flags after which no pre-check is wanted.
+_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                     "--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}
+_HELP_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
+
+def _split_args(args):
+    """(hydra flags, overrides); `experiment=x` is accepted for `+experiment=x`."""
+    flags, overrides, skip = [], [], False
+    for arg in args:
+        if skip or arg.startswith("-"):
+            flags.append(arg)
+            skip = not skip and arg in _FLAGS_WITH_VALUE and "=" not in arg
+            continue
+        overrides.append("+" + arg if arg.startswith("experiment=") else arg)
+    return flags, overrides
+
+
+def precheck(overrides, multirun: bool) -> list[str]:
+    """Compose and validate every job of the sweep (one job without -m) before Hydra runs: every invalid
+    combination is reported in one message, before any job starts or any directory is made.
+
+    Returns the Hydra overrides to add: one that leaves out of the run names every key whose value is the
+    same in all jobs (resexp/names.py), so a sweep's runs are named by what differs between them, and the
+    sweep directory with its time resolved."""
+    parsed = parse(overrides)
+    for o in parsed:
+        key = o.get_key_element().lstrip("+~")
+        if o.is_sweep_override() and not multirun:
+            raise UserError(f"'{o.input_line}' sweeps several values; add -m to run a multirun sweep")
+        if key in _config.GROUPS:
+            for v in values(o):
+                _config.check_group_option(key, v)
+        if key in ("hydra.run.dir", "hydra.sweep.dir") and values(o):
+            check_writable(key, values(o)[0])
+    if not multirun:
+        cfg = compose_job(overrides)
+        _config.validate(cfg)
+        _config.prepare_determinism([cfg])
+        return []
+    first = [f"{o.get_key_element()}={values(o)[0]}" for o in parsed if values(o)]
+    with hydra_initialized():  # once for every job
+        base = compose_job([o for o in first if not o.startswith("hydra.")], hydra=True)
+        jobs = sweep_jobs(_with_preset_sweep(overrides, base.hydra.sweeper.params))
+        failures = {}  # message -> indices of the jobs failing with it
+        cfgs = []
+        for i, job in enumerate(jobs):
+            try:
+                cfgs.append(compose_job(job))
+                _config.validate(cfgs[-1])
+            except UserError as e:
+                failures.setdefault(str(e), []).append(i)
+    differ = _differing(jobs)
+    if failures:
+        raise UserError(_failure_message(failures, jobs, differ))
+    _config.prepare_determinism(cfgs)
+    keys = dict.fromkeys(line.partition("=")[0].lstrip("+~") for job in jobs for line in job)
+    same = [k for k in keys if k not in differ and not k.startswith("hydra")]
+    exclude = [*(k for k in base.hydra.job.config.override_dirname.exclude_keys if k not in differ), *same]
+    # The sweep directory, fixed now (its default holds the time), so that its outcome can be read back.
+    given = any(o.get_key_element() == "hydra.sweep.dir" for o in parsed)
+    return [f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]",
+            *([] if given else [f"hydra.sweep.dir={base.hydra.sweep.dir}"])]
+
+
+def _with_preset_sweep(overrides, params) -> list[str]:
+    """The sweep as Hydra's basic sweeper runs it: an experiment preset's `hydra.sweeper.params` first,
+    a command-line override of the same key replacing the preset's values in place."""
+    merged = {str(k): f"{k}={v}" for k, v in (params or {}).items()}
+    for line in overrides:
+        merged[line.partition("=")[0]] = line
+    return list(merged.values())
+
+
+def _differing(jobs) -> set[str]:
+    """Keys whose value is not the same in every job."""
+    seen = {}
+    for job in jobs:
+        for line in job:
+            key, _, value = line.partition("=")
+            seen.setdefault(key.lstrip("+~"), set()).add(value)
+    return {k for k, v in seen.items() if len(v) > 1}
+
+
+def _failure_message(failures: dict, jobs, differ) -> str:
+    """First line: how many jobs are invalid; then one line per distinct problem, with the swept values
+    its jobs share (`depth=21`) and which jobs they are."""
+    bad = sum(len(i) for i in failures.values())
+    lines = [f"{bad} of {len(jobs)} jobs of the sweep are invalid; nothing was run:"]
+    for message, indices in failures.items():
+        shared = set.intersection(*({line for line in jobs[i] if line.partition("=")[0].lstrip("+~") in differ}
+                                    for i in indices))
+        where = " ".join(line for line in jobs[indices[0]] if line in shared)
+        numbers = ", ".join(map(str, indices[:10])) + (", ..." if len(indices) > 10 else "")
+        lines.append(f"  {where + ': ' if where else ''}{message} (job{'s' if len(indices) > 1 else ''} {numbers})")
+    return "\n".join(lines)
+
+
+def check_writable(key: str, directory: str) -> None:
+    """An output directory must be creatable: its nearest existing ancestor a writable directory."""
+    path = Path(directory).absolute()
+    while not path.exists():
+        path = path.parent
+    if not path.is_dir():
+        raise UserError(f"{key}={directory} cannot be created: {path} is a file, not a directory")
+    if not os.access(path, os.W_OK):
+        raise UserError(f"{key}={directory} cannot be created: {path} is not writable")
+
+
+def resume_overrides(overrides, multirun: bool):
+    """`resume=DIR` continues DIR with its saved config: Hydra's run directory becomes DIR itself."""
+    resume = [o for o in overrides if o.startswith("resume=")]
+    if not resume:
+        return overrides
+    others = [o for o in overrides if not o.startswith(("resume=", "hydra.job_logging", "hydra/"))]
+    if multirun:
+        raise UserError("resume= continues one run; drop -m (a re-run sweep resumes its jobs by itself)")
+    if others:
+        raise UserError(f"resume= continues a run with its saved config; drop the other overrides: {' '.join(others)}")
+    run_dir = resume[0].split("=", 1)[1]
+    _config.resume_config(run_dir)
+    return [*overrides, f"hydra.run.dir={run_dir}"]
+
+
+def train(args) -> int:
+    """`resexp train ARGS`. Exit code: one run's own (0 finished, 1 failed, 2 bad input, 3 diverged); a
+    sweep's is 0 when every job finished, else 1."""
+    flags, overrides = _split_args(args)
+    multirun = "-m" in flags or "--multirun" in flags
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and multirun:
+        raise UserError("torchrun runs one training job over several processes; drop -m "
+                        "(a sweep's jobs go one per GPU with hydra/launcher=joblib)")
+    overrides = resume_overrides(overrides, multirun)
+    if not _HELP_FLAGS.intersection(flags) and "--cfg" not in flags and "-c" not in flags:
+        overrides = [*overrides, *precheck(overrides, multirun)]
+    if int(os.environ.get("RANK", 0)) > 0:  # under torchrun: rank 0 alone runs Hydra and owns the run
+        from .train.job import follow_leader
+        return follow_leader()
+    codes = []  # the exit codes of the jobs run in this process
+
+    @hydra.main(version_base="1.3", config_path="pkg://resexp.conf", config_name="train")
+    def job(cfg) -> None:
+        from .train.job import run_job  # torch is imported only once a job really runs
+        codes.append(run_job(cfg))
+
+    sys.argv = ["resexp train", *flags, *overrides]
+    job()
+    if not multirun:
+        return codes[0] if codes else 0
+    from .report.summary import all_finished  # the jobs' records, whichever processes ran them
+    sweep_dir = next((values(o)[0] for o in parse(overrides) if o.get_key_element() == "hydra.sweep.dir"), None)
+    return int(any(codes) or sweep_dir is not None and not all_finished(sweep_dir))
