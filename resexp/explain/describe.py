@@ -142,7 +142,7 @@ def main(args) -> int:
         if opts.image_size:
             height = width = opts.image_size
         result = describe_net(cfg, (channels, height, width), opts.classes or data.num_classes)
-        imagenet = published("imagenet", cfg.model.name, cfg.depth, cfg.model.shortcut, cfg.model)
+        imagenet = published("imagenet", cfg.model.name, cfg.depth, cfg.model.get("shortcut"), cfg.model)
         results.append({"net": label, **result, **({"paper_top1": imagenet[0].error} if imagenet else {})})
     if opts.json:
         print(json.dumps(results, indent=1))

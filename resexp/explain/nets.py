@@ -51,7 +51,7 @@ def nets(overrides) -> list[tuple[str, object]]:
         cfg = compose_job(job)
         validate(cfg)
         extra = [o.removeprefix("model.") for o in job if o.split("=", 1)[0] in swept]
-        result.append((" ".join([f"{cfg.model.name}-{cfg.depth}", *extra]), cfg))
+        result.append((" ".join([net_label(cfg), *extra]), cfg))
     return result
 
 
@@ -122,7 +122,9 @@ def pick_device(name: str):
 
 
 def net_label(cfg) -> str:
-    return f"{cfg.model.name}-{cfg.depth}"
+    """The net's one label (models.label): resnet56-A, plain56."""
+    from ..models import label, model_options
+    return label(cfg.model.name, cfg.depth, model_options(cfg.model))
 
 
 def labels(results) -> list[str]:

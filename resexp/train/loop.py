@@ -10,7 +10,7 @@ import torch
 
 from ..data import load_dataset
 from ..errors import UserError
-from ..models import count_parameters, model_from_config
+from ..models import count_parameters, label, model_from_config, model_options
 from ..paper import reference
 from ..track.logger import RunLogger
 from ..console import console
@@ -190,7 +190,7 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
 
     logger = RunLogger(run_dir, resume_step=run.step) if leader else distributed.Silent()
     with logger, training_progress() if leader else distributed.Silent() as progress:
-        task = progress.add_task(f"{cfg.model.name}-{cfg.depth}", total=tr.total_steps, completed=run.step,
+        task = progress.add_task(label(cfg.model.name, cfg.depth, model_options(cfg.model)), total=tr.total_steps, completed=run.step,
                                  epoch=f"{run.step / tr.steps_per_epoch:.1f}", loss="-", error="-", speed="-")
         for done in range(run.step + 1, tr.total_steps + 1):
             read = tr.advance(done, bool(stop))
@@ -241,4 +241,4 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
             "device": str(tr.device), "modes": describe_modes(tr),
             **({"final_val_error": row["val_error"]} if "val_error" in row else {}),
             **({"warmup_ended_at": tr.warmup.ended_at} if tr.warmup.ended_at else {}),
-            **reference(cfg.dataset.name, cfg.model.name, cfg.depth, cfg.model.shortcut, cfg.model)}
+            **reference(cfg.dataset.name, cfg.model.name, cfg.depth, cfg.model.get("shortcut"), cfg.model)}
