@@ -50,7 +50,7 @@ def _given_longer() -> dict:
     for line in HydraConfig.get().overrides.task:
         key, _, value = line.partition("=")
         if key in LONGER:
-            given[key] = OmegaConf.create({"v": value}).v
+            given[key] = int(value)  # checked to be a whole number before any job started
     return given
 
 
@@ -91,6 +91,10 @@ def claim_run_dir(cfg) -> Claim:
         raise UserError(f"run directory {run_dir} already holds a different run ({key}={old!r}, not {new!r}); "
                         "choose another hydra.run.dir / hydra.sweep.dir, or resume it as it is")
     previous = previous or {"status": "failed", "error": "no status file"}
+    total = cfg.trainer.steps
+    if longer and total and isinstance(previous.get("steps"), int) and total <= previous["steps"]:
+        raise UserError(f"{run_dir} has trained {previous['steps']} steps already; to train it longer give "
+                        f"trainer.steps=N, N > {previous['steps']}")
     if previous["status"] == "running" and previous.get("pid") != os.getpid():
         raise UserError(f"run directory {run_dir} is being trained by process {previous.get('pid')} on "
                         f"{previous.get('host', 'this host')}; wait for it to end, or stop that process first")
@@ -99,7 +103,7 @@ def claim_run_dir(cfg) -> Claim:
 
 def _announce(claim: Claim) -> list[str]:
     """The lines that open a job's output: its run directory, unbroken, and what it continues."""
-    lines = [f"run directory: {escape(str(claim.run_dir))}"]
+    lines = [f"run directory: {escape(str(claim.run_dir.absolute()))}"]
     if claim.previous is not None:
         paths = checkpoint_paths(claim.run_dir)
         was = claim.previous["status"] + (" (its process is gone)" if claim.previous["status"] == KILLED else "")
@@ -169,11 +173,15 @@ def run_job(cfg) -> int:
             distributed.share(claimed)  # under torchrun the other ranks train this run, or stop on None
         opening = _announce(claim)
         prepared = prepare(claim.cfg, claim.run_dir)  # data, model, checkpoint, metrics: nothing written yet
+        if claim.longer and prepared.run.step >= prepared.tr.total_steps:
+            raise UserError(f"{claim.run_dir} has trained {prepared.run.step} steps already; to train it longer "
+                            f"give more than that (this config makes {prepared.tr.total_steps})")
         if claim.fresh or claim.longer:
             _record_new_run(claim)
     except Exception as e:  # noqa: BLE001  failed before training: one line, the record as it was
         return _fail(e, claim, cfg, started=False)
-    write_status(claim.run_dir, "running", started=time.time())
+    write_status(claim.run_dir, "running", started=time.time(), step=prepared.run.step,
+                 total_steps=prepared.tr.total_steps)
     with run_log(claim.run_dir / LOG_FILE), StopRequest() as stop:
         for line in opening:
             log(line)
