@@ -114,8 +114,8 @@ def unknown_key(key: str, cfg) -> str:
         for k, v in node.items():
             yield from keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
     known = [*keys(OmegaConf.to_container(cfg, resolve=False)), *_config.GROUPS]
-    near = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
-    hint = f"did you mean {' or '.join(near)}?" if near else "`resexp train --help` lists the groups and keys"
+    near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]}?" if near else "`resexp train --help` lists the groups and keys"
     return f"{key} is not a config key; {hint} (add a new key with +{key}=...)"
 
 
@@ -240,9 +240,10 @@ def resume_overrides(overrides, multirun: bool):
     run_dir = resume[0].split("=", 1)[1]
     saved = OmegaConf.load(_config.resume_config(run_dir)).trainer
     longer = [o for o in others if o.partition("=")[0] in ("trainer.steps", "trainer.epochs")]
-    if [o for o in others if o not in longer] or len(longer) > 1:
+    extra = [o for o in others if o not in longer] or longer[1:]
+    if extra:
         raise UserError("resume= continues a run with its saved config, or trains it longer with one of "
-                        f"trainer.steps=N or trainer.epochs=N; drop the other overrides: {' '.join(others)}")
+                        f"trainer.steps=N or trainer.epochs=N; drop the other overrides: {' '.join(extra)}")
     for line in longer:
         key, _, value = line.partition("=")
         if key == "trainer.epochs" and saved.steps:
