@@ -239,3 +239,35 @@ def test_the_command_line_itself(resexp_cli, monkeypatch):
     exe = os.path.join(os.path.dirname(sys.executable), "resexp")
     debug = subprocess.run([exe, "train", "depth=21"], capture_output=True, text=True)
     assert debug.returncode == 2 and "Traceback" in debug.stderr  # the traceback, the same exit code
+
+
+# --- the CPU is deterministic, for every family (item 1) ---
+
+# The smallest net of each family, narrow: every model config shipped in conf/model/ is here.
+SMALLEST = {"plain": ["depth=8"], "resnet": ["depth=8"], "preact_resnet": ["depth=8"], "highway": ["depth=8"],
+            "resnet_bottleneck": ["depth=11"], "preact_resnet_bottleneck": ["depth=11"],
+            "resnext": ["depth=11", "model.cardinality=2", "model.base_width=2"],
+            "densenet": ["depth=16", "model.growth=4"], "densenet_bc": ["depth=16", "model.growth=4"],
+            "vgg": ["depth=11"], "imagenet_plain": ["depth=18"], "imagenet_resnet": ["depth=18"],
+            "linear_deep": ["depth=8"]}
+
+
+def test_every_model_config_is_covered():
+    from resexp.config import group_options
+    assert sorted(SMALLEST) == group_options("model")
+
+
+@pytest.mark.parametrize("family", sorted(SMALLEST))
+def test_the_cpu_trains_every_family_the_same_twice(compose_cfg, tmp_path, family):
+    """Bit-identical weights from two runs of the same config on the CPU, in the layout `auto` picks there
+    (channels_last at width 8, where no strided 1x1 convolution has fewer than 8 channels)."""
+    import torch
+    from resexp.train.loop import train
+    cfg = compose_cfg(f"model={family}", *SMALLEST[family], "model.width=8", "trainer.batch_size=16",
+                      "dataset.image_size=16", "trainer.channels_last=auto", "trainer.log_every=1")
+    weights = []
+    for attempt in ("a", "b"):
+        (tmp_path / attempt).mkdir()
+        assert train(cfg, tmp_path / attempt)["modes"]["channels_last"]
+        weights.append(torch.load(ckpt.checkpoint_paths(tmp_path / attempt)[-1], weights_only=True)["model"])
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
