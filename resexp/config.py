@@ -57,7 +57,7 @@ def group_options(group: str) -> list[str]:
 def check_group_option(group: str, option: str) -> None:
     allowed = group_options(group)
     if option not in allowed:
-        near = difflib.get_close_matches(str(option), allowed, n=1)
+        near = difflib.get_close_matches(str(option), allowed, n=1, cutoff=0.75)
         hint = f"did you mean {near[0]}? " if near else ""
         raise UserError(f"{group}={option} is not a known {group}; {hint}choose one of: {', '.join(allowed)}")
 

@@ -8,17 +8,23 @@ from .errors import UserError
 
 def check_writable(what: str, path) -> None:
     """`path` (a directory, or a file to write) must be creatable: the nearest existing ancestor a writable
-    directory, and `path` itself, where it exists, writable. One line naming the place otherwise."""
+    directory, and `path` itself, where it exists, writable. One line naming the place otherwise: `what`
+    and the absolute path (`--out /abs/dir`), or, for `what` ending in `=`, the value as given (`key=value`)."""
+    given = path
     path = Path(path).absolute()
     existing = path
     while not existing.exists():
         existing = existing.parent
     if existing != path and not existing.is_dir():
-        raise UserError(f"{what} {path} cannot be created: {existing} is a file, not a directory")
+        raise UserError(f"{_place(what, given, path)} cannot be created: {existing} is a file, not a directory")
     if not os.access(existing, os.W_OK) or existing.is_dir() and not os.access(existing, os.X_OK):
         where = "" if existing == path else f": {existing} is not writable"
-        raise UserError(f"{what} {path} cannot be written{where or ' (read-only)'}; "
+        raise UserError(f"{_place(what, given, path)} cannot be written{where or ' (read-only)'}; "
                         "choose a place you can write to, or fix its permissions")
+
+
+def _place(what: str, given, path: Path) -> str:
+    return f"{what}{given}" if what.endswith("=") else f"{what} {path}"
 
 
 def claim_new_dir(path) -> Path:
