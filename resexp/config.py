@@ -1,4 +1,5 @@
 """Checks on the composed config and on command-line overrides, each failing as one clear line."""
+import difflib
 import math
 import os
 import re
@@ -57,7 +58,9 @@ def group_options(group: str) -> list[str]:
 def check_group_option(group: str, option: str) -> None:
     allowed = group_options(group)
     if option not in allowed:
-        raise UserError(f"{group}={option} is not a known {group}; choose one of: {', '.join(allowed)}")
+        near = difflib.get_close_matches(str(option), allowed, n=1, cutoff=0.75)
+        hint = f"did you mean {near[0]}? " if near else ""
+        raise UserError(f"{group}={option} is not a known {group}; {hint}choose one of: {', '.join(allowed)}")
 
 
 def _positive(path: str, value, kind=int) -> None:
@@ -172,6 +175,9 @@ def _check_milestones(schedule) -> None:
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and ok(x) for x in schedule.milestones):
         raise UserError(f"schedule.milestones={OmegaConf.to_container(schedule.milestones)} is invalid with "
                         f"schedule.unit={schedule.unit}; each must be {MILESTONE_UNITS[schedule.unit]}")
+    if list(schedule.milestones) != sorted(schedule.milestones):
+        raise UserError(f"schedule.milestones={OmegaConf.to_container(schedule.milestones)} is invalid; "
+                        f"list them in increasing order: {sorted(schedule.milestones)}")
 
 
 def _check_warmup(w) -> None:
