@@ -124,3 +124,23 @@ def test_vgg_multiply_adds_match_he_et_al_2015(depth):
         model = build_model("vgg", depth, layout="imagenet", width=64, num_classes=1000, norm="none")
     counted = measure(model, (3, 224, 224))["mult_adds"] / 1e9
     assert counted == pytest.approx(HE_2015_MULT_ADDS[("vgg", depth)], rel=0.02)
+
+
+EVERY_FAMILY = [
+    ("plain", 20, {}), ("resnet", 20, {"shortcut": "C"}), ("resnet_bottleneck", 29, {}), ("preact_resnet", 20, {}),
+    ("highway", 20, {"shortcut": "B"}), ("densenet", 40, {}), ("densenet_bc", 100, {}), ("resnext", 29, {}),
+    ("vgg", 19, {"layout": "imagenet"}), ("imagenet_plain", 34, {}), ("imagenet_resnet", 50, {}),
+    ("linear_deep", 5, {}),
+]
+
+
+@pytest.mark.parametrize("arch,depth,options", EVERY_FAMILY)
+def test_the_depth_is_the_count_of_weighted_layers_for_every_family(arch, depth, options):
+    """Found by type: projections (B, C) and highway gates do not count, as the papers count depth. The
+    deep linear net's depth counts its square layers: its embedding and classifier come on top."""
+    from resexp.models import FAMILIES
+    from resexp.models.parts import weighted_layers
+    assert {arch for arch, _, _ in EVERY_FAMILY} == set(FAMILIES)
+    with torch.device("meta"):
+        model = build_model(arch, depth, **options)
+    assert len(weighted_layers(model)) == depth + (2 if arch == "linear_deep" else 0)

@@ -13,16 +13,12 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..models import count_parameters, model_from_config
+from ..models.parts import weighted_layers
 from ..paper import published
 from ..console import console
 from .nets import Datasets, nets, parse_args, parser
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList)
-
-
-def weighted(name: str, module: nn.Module) -> bool:
-    """A conv or linear layer on the main path (projection shortcuts are not counted in the depth)."""
-    return isinstance(module, (nn.Conv2d, nn.Linear)) and "shortcut" not in name
 
 
 def parts(model: nn.Module) -> list[tuple[str, list[str]]]:
@@ -67,18 +63,19 @@ def measure(model: nn.Module, input_shape) -> dict:
             hook.remove()
     flops = counter.get_flop_counts()
     root = type(model).__name__
+    counted = {id(m) for _, m in weighted_layers(model)}  # the depth's layers: not shortcuts, not gates
     rows = []
     for label, names in parts(model):
         modules = {n: getattr(model, n) for n in names}
         rows.append({
             "part": label,
-            "layers": sum(weighted(f"{n}.{sub}", m) for n, top in modules.items() for sub, m in top.named_modules()),
+            "layers": sum(id(m) in counted for top in modules.values() for m in top.modules()),
             "parameters": sum(count_parameters(m) for m in modules.values()),
             "mult_adds": sum(sum(flops.get(f"{root}.{n}", {}).values()) for n in names) // 2,
             "activation_bytes": sum(o.numel() * o.element_size() for n, o in outputs if n in names),
             "output": list(last_shape.get(names[-1], ())),
         })
-    return {"input": list(input_shape), "layers": sum(weighted(n, m) for n, m in model.named_modules()),
+    return {"input": list(input_shape), "layers": len(counted),
             "parameters": count_parameters(model), "mult_adds": counter.get_total_flops() // 2,
             "activation_bytes": sum(o.numel() * o.element_size() for _, o in outputs),
             "output": list(logits.shape[1:]), "parts": rows}
@@ -108,7 +105,7 @@ def table(results: list[dict]) -> Table:
     t.add_column("net / part")
     for column in ("layers", "params", "mult-adds", "output", "act. MiB"):
         t.add_column(column, justify="right")
-    t.caption = "layers: conv and linear layers outside shortcuts; act.: float32 layer outputs per image"
+    t.caption = "layers: conv and linear layers outside shortcuts and gates; act.: float32 layer outputs per image"
     top1 = [f"{r['net']} {r['paper_top1']:.2f}%" for r in results if "paper_top1" in r]
     if top1:
         t.caption += ("; the paper's ImageNet top-1 error (one model, 10-crop; He et al. 2015, Tables 2 and 3): "

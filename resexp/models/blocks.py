@@ -2,7 +2,7 @@
 from torch import nn
 
 from .activations import make_activation
-from .norms import make_norm
+from .norms import NORM_LAYERS, make_norm
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -38,4 +38,4 @@ class BasicBlock(PlainBlock):
 
     def residual_end(self) -> nn.Module:
         """The layer zero_init_residual zeroes: the last norm of the branch (its last conv without one)."""
-        return self.bn2 if isinstance(self.bn2, (nn.BatchNorm2d, nn.GroupNorm)) else self.conv2
+        return self.bn2 if isinstance(self.bn2, NORM_LAYERS) else self.conv2

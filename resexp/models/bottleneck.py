@@ -8,7 +8,7 @@ from torch import nn
 
 from .activations import make_activation
 from .blocks import conv3x3
-from .norms import make_norm
+from .norms import NORM_LAYERS, make_norm
 
 EXPANSION = 4  # output channels = 4 x the bottleneck width (He et al. 2015, Fig. 5)
 
@@ -42,4 +42,4 @@ class Bottleneck(nn.Module):
 
     def residual_end(self) -> nn.Module:
         """The layer zero_init_residual zeroes: the last norm of the branch (its last conv without one)."""
-        return self.bn3 if isinstance(self.bn3, (nn.BatchNorm2d, nn.GroupNorm)) else self.conv3
+        return self.bn3 if isinstance(self.bn3, NORM_LAYERS) else self.conv3

@@ -13,9 +13,10 @@ Gate biases (gates.py) start at their configured value.
 """
 from torch import nn
 
+from .norms import NORM_LAYERS
+
 
 INITS = ("kaiming_normal", "kaiming", "kaiming_uniform", "xavier", "orthogonal", "normal", "scaled_identity")
-NORM_LAYERS = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
 
 
 def _init_weight(m: nn.Module, scheme: str, alpha: float, std: float) -> None:

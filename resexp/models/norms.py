@@ -3,6 +3,7 @@ from math import gcd
 
 from torch import nn
 
+NORM_LAYERS = (nn.BatchNorm2d, nn.GroupNorm)  # every layer NORMS makes but "none" (layer norm is a GroupNorm)
 GROUPS = 32  # Wu and He 2018, "Group Normalization": 32 groups (fewer where a layer has fewer channels)
 
 NORMS = {

@@ -10,7 +10,7 @@ from collections import OrderedDict
 from torch import nn
 
 from .activations import make_activation
-from .norms import make_norm
+from .norms import NORM_LAYERS, make_norm
 
 # order -> (layers around every conv of F but the last, around the last, f after the addition)
 ORDERS = {
@@ -51,7 +51,7 @@ def after_addition(order: str, channels: int, norm: str, activation: str) -> nn.
 def residual_end(branch: nn.Sequential) -> nn.Module:
     """The layer zero_init_residual zeroes so that F(x) = 0 at init: the branch's last norm
     (Goyal et al. 2017), or its last conv when it has no norm."""
-    norms = [m for m in branch if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm))]
+    norms = [m for m in branch if isinstance(m, NORM_LAYERS)]
     return norms[-1] if norms else [m for m in branch if isinstance(m, nn.Conv2d)][-1]
 
 

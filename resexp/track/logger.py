@@ -99,7 +99,7 @@ PROFILE_TAG = "grad_norm/profile"
 
 
 class GradientProfile:
-    """One small Agg figure, made once and redrawn with each step's norms (about 20 ms a draw, see README)."""
+    """One small Agg figure, made once and redrawn with each step's norms (tens of milliseconds a draw)."""
 
     def __init__(self, tags: list[str]):
         from matplotlib.figure import Figure  # no pyplot: no global figure state, no display needed

@@ -1,23 +1,22 @@
 """Layer responses (He et al. 2015, Fig. 7): the std of each conv layer's output after its norm layer,
 before the nonlinearity and before any shortcut addition, on a batch of test images."""
 import json
-import re
 
 import torch
 
+from ..models.parts import NORM_LAYERS, main_path
+
 RESPONSES_FILE = "responses.json"
 RESPONSE_IMAGES = 500  # the first test images, one batch: stds of 500 x C x H x W values each
-_MAIN_PATH_NORM = re.compile(r"(^|\.)bn\d+$")  # bn1, stage2.3.bn2, ...; shortcut projections excluded
 
 
 @torch.no_grad()
 def response_stds(model, x) -> dict:
     """{"layers": [norm module names, input to output], "std": [std of each one's output]}."""
     names, outputs, hooks = [], [], []
-    for name, module in model.named_modules():
-        if _MAIN_PATH_NORM.search(name):
-            names.append(name)
-            hooks.append(module.register_forward_hook(lambda m, inputs, out: outputs.append(out.std())))
+    for name, module in main_path(model, NORM_LAYERS):  # not the norms of projection shortcuts
+        names.append(name)
+        hooks.append(module.register_forward_hook(lambda m, inputs, out: outputs.append(out.std())))
     was_training = model.training
     model.eval()
     try:

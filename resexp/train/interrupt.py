@@ -7,7 +7,8 @@ import threading
 
 
 class StopRequest:
-    """A flag set by SIGINT/SIGTERM, read by the training loop once per step (no host sync)."""
+    """A flag set by SIGINT/SIGTERM, read by the training loop once per step (under torchrun, at
+    log points, where the ranks agree to stop together; no host sync)."""
 
     def __init__(self):
         self.signum = None

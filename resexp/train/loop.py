@@ -1,4 +1,5 @@
-"""The training loop: one plain function, top to bottom."""
+"""The training loop, `train`, read top to bottom, and what it trains with: `Training` (built from the
+config by `build_training`), whose `advance` is the one per-step function every path shares."""
 import math
 import signal
 import time
