@@ -84,7 +84,7 @@ def test_parallel_sweep_with_the_joblib_launcher(tmp_path, resexp_cli):
     ("trainer.checkpoint_every=0", "trainer.checkpoint_every=0 is invalid; it must be a positive integer"),
     ("trainer.keep_checkpoints=0", "trainer.keep_checkpoints=0 is invalid"),
     ("trainer.log_every=2.5", "trainer.log_every=2.5 is invalid; it must be a positive integer"),
-    ("optimizer.weight_decay=-1", "optimizer.weight_decay=-1 is invalid; it must be >= 0"),
+    ("optimizer.weight_decay=-1", "optimizer.weight_decay=-1 is invalid; it must be a number >= 0"),
     ("dataset.image_size=4", "dataset.image_size must be >= 8"),
     ("resume=nowhere", "resume=nowhere: no run there (no config.yaml)"),
     ("hydra.run.dir=README.md/run", "hydra.run.dir=README.md/run cannot be created:"),

@@ -127,7 +127,7 @@ def test_every_model_key_is_declared_once_in_its_familys_record(compose_cfg):
     ("dataset.val_size=256", "dataset.val_size=256 is invalid; it must be below dataset.train_size=256"),
     ("optimizer.momentum=1.5", "optimizer.momentum=1.5 is invalid; it must be a number in [0, 1)"),
     ("trainer.eval_batch_size=0", "trainer.eval_batch_size=0 is invalid"),
-    ("trainer.profile_every=-5", "trainer.profile_every=-5 is invalid; it must be an integer >= 1"),
+    ("trainer.profile_every=-5", "trainer.profile_every=-5 is invalid; it must be a positive integer"),
     ("dataset.split_seed=-1", "dataset.split_seed=-1 is invalid; it must be an integer >= 0"),
 ])
 def test_out_of_range_values_are_refused(override, expected, compose_cfg):
