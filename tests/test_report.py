@@ -77,19 +77,20 @@ def test_finished_run_has_hparams_in_its_own_event_file(sweep):
     content = events.PluginTagToContent("hparams")
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hparams = session.session_start_info.hparams
+    # what identifies the run, typed, then the swept keys; not the whole config
     assert hparams["model.name"].string_value == "resnet" and hparams["depth"].number_value == 14
+    assert "dataset.augment.crop_padding" not in hparams and "trainer.eval_batch_size" not in hparams
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    columns = [h.name for h in experiment.hparam_infos]  # HPARAMS' columns, in this order
+    assert columns[:5] == ["model.name", "depth", "model.shortcut", "dataset.name", "seed"] and "trainer.epochs" in columns
+    assert [m.name.tag for m in experiment.metric_infos] == ["test/error", "train/error"]  # the curves' own tags
     status = json.loads((run / "status.json").read_text())
-    (final,) = events.Scalars("final/test_error")
-    assert final.value == pytest.approx(status["final_test_error"]) and final.step == status["steps"]
+    assert events.Scalars("test/error")[-1].value == pytest.approx(status["final_test_error"])
+    assert not [t for t in events.Tags()["scalars"] if t.startswith("final/")]  # no single-point charts
 
 
-def test_sweep_dir_has_custom_scalars_layout(sweep):
-    events = EventAccumulator(str(sweep)).Reload()
-    (config,) = events.Tensors(cs_metadata.CONFIG_SUMMARY_TAG)
-    layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
-    charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
-    assert charts["test/error"] == [r"^test/error$"] and charts["train/error"] == [r"^train/error$"]
-    assert charts["train and test error (Fig. 6)"] == [r"^(train|test)/error$"]
+def test_sweep_dir_is_no_tensorboard_run(sweep):
+    assert not list(sweep.glob("events.out.tfevents.*"))
 
 
 def test_compare_prints_hand_picked_runs(sweep, capsys):
