@@ -16,5 +16,5 @@ def test_smoke_switch_trains_a_few_steps_on_tiny_data(compose_cfg, tmp_path):
     assert [row["step"] for row in read_metrics(tmp_path)] == [3, 6]  # two evaluations
     events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0, "images": 0}).Reload()
     assert [e.step for e in events.Scalars("train/error")] == [2, 3, 4, 6]  # log points and evaluations
-    assert [e.step for e in events.Images("train/grad_norm_profile")] == [2, 4, 6]
+    assert [e.step for e in events.Images("weight_grad/profile")] == [2, 4, 6]
     assert list((tmp_path / "checkpoints").glob("*.pt"))

@@ -90,7 +90,7 @@ def test_profile_image_and_stage_charts_are_in_the_event_file(activation_sweep):
     _, sweep = activation_sweep
     run = sweep / "0_resnet8-A_act=relu"
     events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0}).Reload()
-    images = events.Images("train/grad_norm_profile")
+    images = events.Images("weight_grad/profile")
     assert [i.step for i in images] == [2, 4]  # trainer.profile_every=2, 4 steps
     assert images[0].encoded_image_string.startswith(b"\x89PNG") and (images[0].width, images[0].height) == (480, 240)
     assert len([t for t in events.Tags()["scalars"] if t.startswith("weight_grad_norm/")]) == 8  # the scalars stay

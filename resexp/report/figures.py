@@ -106,7 +106,10 @@ def degradation(runs: list[dict], path: Path) -> list[Path]:
                     Line2D([], [], color="black", linewidth=2.2, label="test")]
         _legend(fig, handles, title="depth")
         part = f" ({paths.index(out) + 1} of {len(paths)})" if len(paths) > 1 else ""
-        fig.suptitle(f"Training (dashed) and test (bold) error vs iteration{part}; bands: ± std over seeds")
+        seeds = any(len(seeds) > 1 for panel in page
+                    for seeds in _by_depth([r for r in runs if r["series"] == panel]).values())
+        fig.suptitle(f"Training (dashed) and test (bold) error vs iteration{part}"
+                     + ("; bands: ± std over seeds" if seeds else ""))
         _save(fig, out)
     for stale in path.parent.glob(f"{path.stem}_*{path.suffix}"):  # pages of an earlier, larger report
         if stale not in paths:
@@ -139,7 +142,9 @@ def depth(runs: list[dict], path: Path) -> None:
     ax.set_xlim(0, max(depths, default=1) * 1.05)
     ax.set_xlabel("depth (weighted layers)")
     ax.set_ylabel("final error (%)")
-    ax.set_title("Final test (solid) and training (dashed) error vs depth; mean over seeds, band ± std")
+    seeds = any(len(v) > 1 for v in _by_depth([r for r in runs if r["status"] == "finished"]).values())
+    ax.set_title("Final test (solid) and training (dashed) error vs depth"
+                 + ("; mean over seeds, band ± std" if seeds else ""))
     ax.grid(alpha=0.3)
     _legend(fig, handles[:LEGEND_ENTRIES], title="series", fontsize="small")
     _save(fig, path)

@@ -2,8 +2,9 @@
 per-layer gradient-norm profile as one picture per log step.
 
 Tags are named for TensorBoard's TIME SERIES tab, which sorts groups by name: `test/*` and `train/*`
-(the curves, lr and speed) come first, `val/*` next, and the per-layer `weight_grad_norm/NNN_<layer>`
-scalars last, for tools; people see them as per-stage charts (CUSTOM SCALARS) and as the profile image."""
+(the curves, lr and speed) come first, `val/*` next, then the profile image `weight_grad/profile`, and
+the per-layer `weight_grad_norm/NNN_<layer>` scalars last, for tools; people see those as per-stage
+charts (CUSTOM SCALARS) and as the profile image."""
 import json
 import math
 import re
@@ -38,7 +39,7 @@ class RunLogger:
     def log_point(self, step: int, values: dict, tags: list[str], norms, profile_every) -> None:
         """A log step's scalars (`values`: the training curves since the last log point, lr, speed), the
         per-layer gradient norms, and every `profile_every` steps (None: never) the same norms as one image
-        (`train/grad_norm_profile`: norm vs layer index, log scale; TensorBoard's step slider shows it evolve).
+        (`weight_grad/profile`: norm vs layer index, log scale; TensorBoard's step slider shows it evolve).
         The first call writes the run's custom-scalars layout: the curves, and one chart per stage."""
         norms = list(norms)
         if not self.layout_written:  # TensorBoard merges the layouts of all runs, so a sweep needs no run of its own
@@ -125,7 +126,7 @@ def stage_layout(tags: list[str]) -> dict:
                                         for s in stages}}
 
 
-PROFILE_TAG = "train/grad_norm_profile"
+PROFILE_TAG = "weight_grad/profile"
 
 
 class GradientProfile:
