@@ -24,7 +24,6 @@ PANELS = 9        # panels per degradation file: at most 1800 x 2250 pixels
 TITLE_WIDTH = 45  # characters per line of a panel's title
 LEGEND_WIDTH = 30  # characters per line of a legend entry
 LEGEND_ENTRIES = 20  # legend entries at most; more lines are drawn but not named
-COLOURS = plt.get_cmap("tab20")
 
 
 def _series(runs):
@@ -122,12 +121,14 @@ def depth(runs: list[dict], path: Path) -> None:
     one colour per series."""
     fig, ax = plt.subplots(figsize=SIZE, layout="constrained")
     handles = []
-    for i, name in enumerate(_series(runs)):
+    names = _series(runs)
+    palette = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    for i, name in enumerate(names):
         done = [r for r in runs if r["series"] == name and r["status"] == "finished" and isinstance(r["depth"], int)]
         depths = sorted({r["depth"] for r in done})
         if not depths:
             continue
-        colour = COLOURS(i % COLOURS.N)
+        colour = palette(i % palette.N)
         for key, style, width in (("final_test_error", "-o", 2), ("final_train_error", "--s", 1)):
             values = [[r[key] for r in done if r["depth"] == d and r.get(key) is not None] for d in depths]
             means = [statistics.mean(v) if v else math.nan for v in values]
@@ -142,7 +143,8 @@ def depth(runs: list[dict], path: Path) -> None:
     ax.set_xlim(0, max(depths, default=1) * 1.05)
     ax.set_xlabel("depth (weighted layers)")
     ax.set_ylabel("final error (%)")
-    seeds = any(len(v) > 1 for v in _by_depth([r for r in runs if r["status"] == "finished"]).values())
+    seeds = any(len(v) > 1 for name in _series(runs)
+                for v in _by_depth([r for r in runs if r["series"] == name and r["status"] == "finished"]).values())
     ax.set_title("Final test (solid) and training (dashed) error vs depth"
                  + ("; mean over seeds, band ± std" if seeds else ""))
     ax.grid(alpha=0.3)
