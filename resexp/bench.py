@@ -10,6 +10,7 @@ import torch
 from rich.table import Table
 
 from .errors import UserError
+from .files import check_writable
 from .sweep import compose_job, sweep_jobs
 from .config import validate
 from .console import console
@@ -145,6 +146,8 @@ def main(args) -> int:
     for name in ("image_size", "batch_size", "steps", "warmup_steps"):
         if getattr(opts, name) < 1:
             raise UserError(f"--{name.replace('_', '-')}={getattr(opts, name)} is invalid; it must be a positive integer")
+    if opts.json and opts.json != "-":
+        check_writable("--json", opts.json)  # before the benchmark, not after it
     modes = opts.modes.split(",") if opts.modes else default_modes(cuda)
     base = [f"device={opts.device}", "dataset=synthetic", f"dataset.image_size={opts.image_size}",
             f"dataset.train_size={opts.batch_size * (opts.warmup_steps + opts.steps)}", "dataset.test_size=16",

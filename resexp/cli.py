@@ -1,5 +1,6 @@
 """The `resexp` command: dispatches `resexp COMMAND ARGS` to the module that does it."""
 import sys
+import traceback
 from importlib import import_module
 
 from .errors import UserError, debug_enabled
@@ -17,20 +18,30 @@ commands:
   lesion    test error of a trained run with blocks deleted: resexp lesion RUN [RUN ...]
   landscape training loss of trained runs on a random plane of weights: resexp landscape RUN [RUN ...]
   paths     gradient carried by paths of each length through a trained ResNet: resexp paths RUN
+  status    the runs under a directory: state, step/total, errors, age; dead ones marked: resexp status [DIR]
 
-`resexp train --help` lists the config groups and keys; `resexp train --cfg job` prints the composed config.
+`resexp --version` prints the version; `resexp train --help` lists the config groups and keys;
+`resexp train --cfg job` prints the composed config.
 """
 
 # command -> (module, function): imported only when the command runs, so `resexp --help` starts fast.
 COMMANDS = {"train": ("sweep", "train"), "bench": ("bench", "main"), "doctor": ("doctor", "main"),
             "report": ("report.command", "report"), "compare": ("report.command", "compare"),
+            "status": ("track.overview", "main"),
             **{name: (f"explain.{name}", "main") for name in ("describe", "gradients", "lesion", "landscape", "paths")}}
 
 
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
-    if not args or args[0] in ("-h", "--help", "help"):
+    if not args:  # a command is needed: the list of them, and the exit code of a usage error
+        print(USAGE, end="", file=sys.stderr)
+        return 2
+    if args[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
+        return 0
+    if args[0] in ("-V", "--version"):
+        from importlib.metadata import version
+        print(f"resexp {version('resexp')}")
         return 0
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
@@ -40,8 +51,8 @@ def main(argv=None) -> int:
     try:
         return getattr(import_module(f".{module}", __package__), function)(rest)
     except UserError as e:
-        if debug_enabled():
-            raise
+        if debug_enabled():  # the traceback too, but the same exit code
+            traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
         return 2
 

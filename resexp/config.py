@@ -1,4 +1,5 @@
 """Checks on the composed config and on command-line overrides, each failing as one clear line."""
+import difflib
 import math
 import os
 import re
@@ -7,26 +8,13 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from . import names  # noqa: F401  (registers the run-name resolvers before Hydra composes anything)
+from . import names
 from .errors import UserError
 from .track.status import CONFIG_FILE
 from .models import check_model_args, model_options
 
-GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment")
+GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment", "net")
 DEVICES = ("auto", "cpu", "cuda")
-
-
-def split_net(net: str) -> tuple[str, int]:
-    """'resnet110' -> ('resnet', 110): one sweep value naming model and depth (experiment cifar10_fig6)."""
-    match = re.fullmatch(r"([a-z_]+?)(\d+)", str(net))
-    if not match:
-        raise UserError(f"net={net!r} is invalid; it must be a model name followed by a depth, e.g. resnet56")
-    return match[1], int(match[2])
-
-
-for _name, _part in (("net_model", 0), ("net_depth", 1)):
-    if not OmegaConf.has_resolver(_name):
-        OmegaConf.register_new_resolver(_name, lambda net, _part=_part: split_net(net)[_part])
 
 
 def first_dir(*paths: str) -> str:
@@ -35,8 +23,20 @@ def first_dir(*paths: str) -> str:
     return next((p for p in paths if Path(p).is_dir()), paths[-1])
 
 
-if not OmegaConf.has_resolver("first_dir"):
-    OmegaConf.register_new_resolver("first_dir", first_dir)
+def register() -> None:
+    """What Hydra needs from resexp before it composes anything (called by resexp.conf, the config package
+    Hydra loads): the resolvers of run names and presets, and one `model` group option per model family,
+    made from its options record (conf/model/*.yaml hold presets only)."""
+    from hydra.core.config_store import ConfigStore
+
+    from .models import FAMILIES, defaults
+    resolvers = {"first_dir": first_dir, "run_tag": names.run_tag, "run_name": names.run_name}
+    for name, function in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
+    store = ConfigStore.instance()
+    for name in FAMILIES:
+        store.store(group="model", name=name, node={"name": name, **defaults(name)})
 
 
 def resume_config(run_dir) -> Path:
@@ -48,15 +48,19 @@ def resume_config(run_dir) -> Path:
 
 
 def group_options(group: str) -> list[str]:
-    """The option names of a config group, read from the shipped YAML files."""
+    """The option names of a config group: the shipped YAML files, and for `model` every family."""
+    from .models import FAMILIES
     folder = resources.files("resexp.conf") / group
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted({p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml")}
+                  | (set(FAMILIES) if group == "model" else set()))
 
 
 def check_group_option(group: str, option: str) -> None:
     allowed = group_options(group)
     if option not in allowed:
-        raise UserError(f"{group}={option} is not a known {group}; choose one of: {', '.join(allowed)}")
+        near = difflib.get_close_matches(str(option), allowed, n=1, cutoff=0.75)
+        hint = f"did you mean {near[0]}? " if near else ""
+        raise UserError(f"{group}={option} is not a known {group}; {hint}choose one of: {', '.join(allowed)}")
 
 
 def _positive(path: str, value, kind=int) -> None:
@@ -171,6 +175,9 @@ def _check_milestones(schedule) -> None:
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and ok(x) for x in schedule.milestones):
         raise UserError(f"schedule.milestones={OmegaConf.to_container(schedule.milestones)} is invalid with "
                         f"schedule.unit={schedule.unit}; each must be {MILESTONE_UNITS[schedule.unit]}")
+    if list(schedule.milestones) != sorted(schedule.milestones):
+        raise UserError(f"schedule.milestones={OmegaConf.to_container(schedule.milestones)} is invalid; "
+                        f"list them in increasing order: {sorted(schedule.milestones)}")
 
 
 def _check_warmup(w) -> None:
@@ -223,20 +230,15 @@ def _number(low, high=None, low_open=False, high_open=False):
     return ok, (f"a number {'>' if low_open else '>='} {low}" if high is None else f"a number in {ends}")
 
 
-# Every numeric key of the dataset, model, trainer, optimizer, schedule and warm-up groups, with its
-# allowed range (a key absent from the chosen group option is skipped; NULLABLE keys may be null).
+# Every numeric key of the dataset, trainer, optimizer, schedule and warm-up groups, with its allowed range
+# (a key absent from the chosen group option is skipped; NULLABLE keys may be null). The model's keys are
+# checked by their family's options record (resexp/models/options.py).
 RANGES = {
     "dataset.seed": _integer(0), "dataset.split_seed": _integer(0), "dataset.val_size": _integer(0),
     "dataset.image_size": _integer(1), "dataset.num_classes": _integer(2),
     "dataset.train_size": _integer(1), "dataset.test_size": _integer(1),
     "dataset.noise": _number(0), "dataset.test_fraction": _number(0, 1, True, True),
     "dataset.augment.crop_padding": _integer(0),
-    "model.width": _integer(1), "model.init_alpha": _number(0, low_open=True),
-    "model.init_std": _number(0, low_open=True), "model.skip": _integer(1), "model.growth": _integer(1),
-    "model.cardinality": _integer(1), "model.base_width": _integer(1), "model.compression": _number(0, 1, True),
-    "model.shortcut_dropout": _number(0, 1, high_open=True), "model.shortcut_scale": _number(-math.inf),
-    "model.residual_scale": _number(-math.inf),
-    "model.gate_bias": _number(-math.inf),
     "trainer.epochs": _integer(1), "trainer.steps": _integer(1), "trainer.batch_size": _integer(1),
     "trainer.log_every": _integer(1), "trainer.profile_every": _integer(1), "trainer.eval_every": _integer(1),
     "trainer.eval_batch_size": _integer(1), "trainer.checkpoint_every": _integer(1),

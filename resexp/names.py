@@ -9,8 +9,6 @@ all its jobs (`resexp train` adds those before the sweep starts, see sweep.prech
 import hashlib
 import re
 
-from omegaconf import OmegaConf
-
 # Keys the prefix already shows (the Fig. 6 preset's `net` names model and depth).
 IN_PREFIX = ("model", "model.name", "depth", "model.shortcut", "net")
 # Short names for long keys; any other key is shortened to its last dotted part (`model.width` -> `width`).
@@ -21,9 +19,10 @@ MAX_SUFFIX = 100  # characters; a longer suffix is cut and ends in a hash of the
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")  # anything else (/, spaces, brackets, commas, quotes) becomes -
 
 
-def run_tag(name, depth, shortcut) -> str:
-    """Model and depth, plus the shortcut for families that have one: resnet20-A, plain56."""
-    return f"{name}{depth}" if "plain" in str(name) else f"{name}{depth}-{shortcut}"
+def run_tag(name, depth, shortcut=None) -> str:
+    """The net's label (models.label): model and depth, plus the shortcut for families that have one."""
+    from .models import label
+    return label(str(name), depth, {} if shortcut is None else {"shortcut": shortcut})
 
 
 def short_key(key: str) -> str:
@@ -50,8 +49,3 @@ def name_suffix(overrides, exclude=()) -> str:
 def run_name(name, depth, shortcut, overrides=(), exclude=()) -> str:
     suffix = name_suffix(overrides or (), exclude or ())
     return run_tag(name, depth, shortcut) + (f"_{suffix}" if suffix else "")
-
-
-for _name, _function in (("run_tag", run_tag), ("run_name", run_name)):
-    if not OmegaConf.has_resolver(_name):
-        OmegaConf.register_new_resolver(_name, _function)

@@ -10,7 +10,7 @@ train a net it prints "fail" (FAIL: a test error above 20%).
 """
 from dataclasses import dataclass, field
 
-from .models import DEFAULTS
+from .models import FAMILIES, defaults
 
 FAIL = "fail"  # He et al. 2016, Table 1 caption: "fail" when the test error is higher than 20%
 FAIL_MEANS = "fail (>20%)"  # how a report prints FAIL
@@ -156,9 +156,10 @@ VARIANT_KEYS = ("block_order", "skip", "shortcut_kind", "residual_scale", "block
 def _matches(row: Published, dataset, model, depth, options) -> bool:
     if (row.dataset, row.model, row.depth) != (dataset, model, depth):
         return False
-    if any(options.get(key, DEFAULTS.get(key)) != value for key, value in row.options.items()):
+    base = defaults(model) if model in FAMILIES else {}  # the family's own defaults
+    if any(options.get(key, base.get(key)) != value for key, value in row.options.items()):
         return False
-    return all(key in row.options for key in VARIANT_KEYS if options.get(key, DEFAULTS[key]) != DEFAULTS[key])
+    return all(key in row.options for key in VARIANT_KEYS if key in base and options.get(key, base[key]) != base[key])
 
 
 def published(dataset: str, model: str, depth: int, shortcut: str | None = None, options=None) -> list[Published]:

@@ -2,6 +2,7 @@
 into one override list per job, each composed into the config that job would run and checked before any
 job starts; then Hydra runs the jobs and the outcome is read back from their run directories."""
 import copy
+import difflib
 import functools
 import itertools
 import os
@@ -20,6 +21,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from . import config as _config  # registers the run-name resolvers before Hydra composes anything
 from .errors import UserError
+from .files import check_writable
 
 
 def parse(overrides):
@@ -100,11 +102,21 @@ def compose_job(overrides, hydra: bool = False):
             try:
                 OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
             except (ConfigAttributeError, ConfigKeyError):
-                raise UserError(f"Could not override '{o.key_or_group}'. "
-                                f"To append to your config use +{o.input_line}") from None
+                raise UserError(unknown_key(o.key_or_group, cfg)) from None
             except OmegaConfBaseException as e:
                 raise UserError(f"Error merging override {o.input_line}: {str(e).splitlines()[0]}") from None
     return cfg
+
+
+def unknown_key(key: str, cfg) -> str:
+    """One line for a key the config does not have, naming the nearest keys and groups it has."""
+    def keys(node, prefix=""):
+        for k, v in node.items():
+            yield from keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+    known = [*keys(OmegaConf.to_container(cfg, resolve=False)), *_config.GROUPS]
+    near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]}?" if near else "`resexp train --help` lists the groups and keys"
+    return f"{key} is not a config key; {hint} (add a new key with +{key}=...)"
 
 
 # Hydra flags that take a value, and flags after which no pre-check is wanted.
@@ -139,16 +151,23 @@ def precheck(overrides, multirun: bool) -> list[str]:
         if key in _config.GROUPS:
             for v in values(o):
                 _config.check_group_option(key, v)
-        if key in ("hydra.run.dir", "hydra.sweep.dir") and values(o):
-            check_writable(key, values(o)[0])
+    first = [f"{o.get_key_element()}={values(o)[0]}" for o in parsed if values(o)]
+    with hydra_initialized():
+        base = compose_job([o for o in first if not o.startswith("hydra.")], hydra=True)
+    chosen = {o.get_key_element(): values(o)[0] for o in parsed if values(o)}
+    output = base.hydra.sweep if multirun else base.hydra.run
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    check_writable(f"{key}=", chosen.get(key) or _static_part(OmegaConf.to_container(output)["dir"]))
     if not multirun:
+        preset = [str(k) for k in base.hydra.sweeper.params or {} if str(k) not in chosen]
+        if preset:
+            raise UserError(f"the experiment preset sweeps {', '.join(preset)}; add -m to run its sweep "
+                            f"(or give {' and '.join(f'{k}=VALUE' for k in preset)} to run one of its jobs)")
         cfg = compose_job(overrides)
         _config.validate(cfg)
         _config.prepare_determinism([cfg])
         return []
-    first = [f"{o.get_key_element()}={values(o)[0]}" for o in parsed if values(o)]
     with hydra_initialized():  # once for every job
-        base = compose_job([o for o in first if not o.startswith("hydra.")], hydra=True)
         jobs = sweep_jobs(_with_preset_sweep(overrides, base.hydra.sweeper.params))
         failures = {}  # message -> indices of the jobs failing with it
         cfgs = []
@@ -204,15 +223,10 @@ def _failure_message(failures: dict, jobs, differ) -> str:
     return "\n".join(lines)
 
 
-def check_writable(key: str, directory: str) -> None:
-    """An output directory must be creatable: its nearest existing ancestor a writable directory."""
-    path = Path(directory).absolute()
-    while not path.exists():
-        path = path.parent
-    if not path.is_dir():
-        raise UserError(f"{key}={directory} cannot be created: {path} is a file, not a directory")
-    if not os.access(path, os.W_OK):
-        raise UserError(f"{key}={directory} cannot be created: {path} is not writable")
+def _static_part(directory: str) -> str:
+    """The part of an output directory's pattern before its first interpolation (`runs/` of
+    `runs/${now:...}/...`): where every run of that pattern is created."""
+    return str(Path(directory.split("${")[0] + "x").parent)
 
 
 def resume_overrides(overrides, multirun: bool):
@@ -223,10 +237,23 @@ def resume_overrides(overrides, multirun: bool):
     others = [o for o in overrides if not o.startswith(("resume=", "hydra.job_logging", "hydra/"))]
     if multirun:
         raise UserError("resume= continues one run; drop -m (a re-run sweep resumes its jobs by itself)")
-    if others:
-        raise UserError(f"resume= continues a run with its saved config; drop the other overrides: {' '.join(others)}")
     run_dir = resume[0].split("=", 1)[1]
-    _config.resume_config(run_dir)
+    saved = OmegaConf.load(_config.resume_config(run_dir)).trainer
+    longer = [o for o in others if o.partition("=")[0] in ("trainer.steps", "trainer.epochs")]
+    extra = [o for o in others if o not in longer] or longer[1:]
+    if extra:
+        raise UserError("resume= continues a run with its saved config, or trains it longer with one of "
+                        f"trainer.steps=N or trainer.epochs=N; drop the other overrides: {' '.join(extra)}")
+    for line in longer:
+        key, _, value = line.partition("=")
+        if key == "trainer.epochs" and saved.steps:
+            raise UserError(f"{run_dir} counts its length in trainer.steps ({saved.steps}); "
+                            f"train it longer with trainer.steps=N, N > {saved.steps}")
+        if not value.isdigit():
+            raise UserError(f"{line} is invalid; it must be a positive whole number")
+        now = saved.steps if key == "trainer.steps" else saved.epochs
+        if now and int(value) <= now:  # a run counted in epochs, raised in steps: checked against its checkpoint
+            raise UserError(f"{line} does not train {run_dir} longer: it was set to {key}={now}; give more")
     return [*overrides, f"hydra.run.dir={run_dir}"]
 
 

@@ -33,7 +33,7 @@ def compose_option(compose_cfg, group, option):
     return compose_cfg(f"{prefix}{group}={option}", *needs, tiny=group == "model")
 
 
-@pytest.mark.parametrize("group", [g for g in GROUPS if g != "experiment"])
+@pytest.mark.parametrize("group", [g for g in GROUPS if g not in ("experiment", "net")])
 def test_every_group_option_composes_and_validates(group, compose_cfg):
     for option in group_options(group):
         cfg = compose_option(compose_cfg, group, option)
@@ -88,12 +88,13 @@ def test_wheel_ships_the_configs(tmp_path):
 
 
 def test_every_numeric_key_of_every_group_has_a_range(compose_cfg):
-    """A new numeric key needs its line in config.RANGES, so a negative noise or size never trains."""
+    """A new numeric key needs its line in config.RANGES, so a negative noise or size never trains (model
+    keys: their family's options record, test_every_model_key_is_declared_once_in_its_familys_record)."""
     from resexp.config import RANGES
     from resexp.track.logger import flatten
     from omegaconf import OmegaConf
     seen = set()
-    for group in ("model", "dataset", "optimizer", "schedule"):
+    for group in ("dataset", "optimizer", "schedule"):
         for option in group_options(group):
             cfg = OmegaConf.to_container(compose_option(compose_cfg, group, option))
             for key, value in flatten(cfg).items():
@@ -105,6 +106,20 @@ def test_every_numeric_key_of_every_group_has_a_range(compose_cfg):
     missing = sorted(seen - set(RANGES))
     assert not missing, f"numeric keys without a range in config.RANGES: {missing}"
     assert {"dataset.noise", "trainer.batch_size", "optimizer.betas.1"} <= seen
+    assert not any(key.startswith("model.") for key in RANGES)  # declared once, in the records
+
+
+def test_every_model_key_is_declared_once_in_its_familys_record(compose_cfg):
+    """Every key of every `model` option (presets too) is a field of its family's record, with its default,
+    its test and what it allows; a value it refuses is one line naming the key."""
+    from resexp.models import FAMILIES
+    from resexp.models.options import option_fields
+    for option in group_options("model"):
+        model = compose_option(compose_cfg, "model", option).model
+        fields = option_fields(FAMILIES[model.name].options)
+        assert set(model) - {"name"} == set(fields), option
+        for name, field in fields.items():
+            assert {"test", "allowed", "doc"} <= set(field.metadata) and field.metadata["test"](field.default), name
 
 
 @pytest.mark.parametrize("override,expected", [

@@ -1,5 +1,6 @@
 """`resexp describe`: the papers' parameter and multiply-add counts, per-stage rows that add up, bad input."""
 import json
+import re
 
 import pytest
 import torch
@@ -50,7 +51,8 @@ def test_multiply_adds_match_he_et_al_2015(arch, depth):
     7.6), so within 2%. The counter counts conv and linear multiply-adds, as the paper does: BN, ReLU,
     pooling and additions are not counted (they would add about 1%)."""
     with torch.device("meta"):
-        model = papers_stride(build_model(arch, depth, shortcut="B", width=64, num_classes=1000))
+        shortcut = {"shortcut": "B"} if arch == "imagenet_resnet" else {}
+        model = papers_stride(build_model(arch, depth, **shortcut, width=64, num_classes=1000))
     counted = measure(model, (3, 224, 224))["mult_adds"] / 1e9
     assert counted == pytest.approx(HE_2015_MULT_ADDS[(arch, depth)], rel=0.02)
 
@@ -58,7 +60,7 @@ def test_multiply_adds_match_he_et_al_2015(arch, depth):
 def test_cifar_counts_parameters_layers_and_parts(capsys):
     rows = describe_json(capsys, "model=plain,resnet", "depth=20", "--image-size", "32")
     for r in rows:
-        arch, depth = r["net"].split("-")
+        arch, depth = re.fullmatch(r"([a-z_]+?)(\d+)(-A)?", r["net"]).group(1, 2)
         assert r["parameters"] == count_parameters(build_model(arch, int(depth)))
         assert round(r["parameters"] / 1e6, 2) == PAPER_PARAMS[int(depth)]
         assert r["input"] == [3, 32, 32] and r["output"] == [10]
@@ -75,7 +77,7 @@ def test_cifar_counts_parameters_layers_and_parts(capsys):
     # ResNet-20 at 32x32 by hand: stem 32*32*16*27; stage 1: 6 convs of 32*32*16*144; stages 2 and 3: a
     # strided conv of 16*16*32*144 (8*8*64*288) and 5 of 16*16*32*288 (8*8*64*576); fc 64*10. Option A adds none.
     by_hand = 32 * 32 * 16 * 27 + 6 * 32 * 32 * 16 * 144 + 2 * (16 * 16 * 32 * 144 + 5 * 16 * 16 * 32 * 288) + 640
-    assert rows[1]["net"] == "resnet-20" and rows[1]["mult_adds"] == by_hand == 40_551_040
+    assert rows[1]["net"] == "resnet20-A" and rows[1]["mult_adds"] == by_hand == 40_551_040
     # Activations: the plain net's float32 layer outputs (conv, BN, ReLU per layer) plus the pooled features
     # and the logits; ResNet-20's option-A shortcuts add the two padded maps where the stages change.
     per_layer = 3 * 4 * (16 * 32 * 32 * 7 + 32 * 16 * 16 * 6 + 64 * 8 * 8 * 6)
@@ -88,16 +90,17 @@ def test_table_says_multiply_adds_and_fits_80_columns(capsys, monkeypatch):
     assert main(["describe", "model=imagenet_resnet", "depth=50", "--image-size", "224", "--classes", "1000"]) == 0
     out = capsys.readouterr().out
     assert "Multiply-adds (FlopCounterMode FLOPs / 2), one 3x224x224 image" in out
-    assert "imagenet_resnet-50" in out and "4.09G" in out and "25.6M" in out
-    assert "imagenet_resnet-50 22.85%" in out  # He et al. 2015, Table 3: ResNet-50 top-1, 10-crop
+    assert "imagenet_resnet50-B" in out and "4.09G" in out and "25.6M" in out
+    assert "imagenet_resnet50-B 22.85%" in out  # He et al. 2015, Table 3: ResNet-50 top-1, 10-crop
     assert max(map(len, out.splitlines())) <= 80
 
 
 def test_imagenet_rows_carry_the_papers_top1(capsys):
-    rows = describe_json(capsys, "model=imagenet_resnet,imagenet_plain", "depth=18", "model.shortcut=A",
-                         "--image-size", "32", "--classes", "1000")
-    assert {r["net"].split()[0]: r.get("paper_top1") for r in rows} == {"imagenet_resnet-18": 27.88,
-                                                                         "imagenet_plain-18": 27.94}
+    rows = [*describe_json(capsys, "model=imagenet_resnet", "model.shortcut=A", "depth=18", "--image-size", "32",
+                           "--classes", "1000"),
+            *describe_json(capsys, "model=imagenet_plain", "depth=18", "--image-size", "32", "--classes", "1000")]
+    assert {r["net"].split()[0]: r.get("paper_top1") for r in rows} == {"imagenet_resnet18-A": 27.88,
+                                                                         "imagenet_plain18": 27.94}
 
 
 def test_models_pair_with_their_own_depths_and_vgg_says_its_layout(capsys):

@@ -111,7 +111,7 @@ def test_family_depth_errors_name_the_valid_depths(compose_cfg, arch, depth, mes
 CLI_SWEEPS = [
     (["model=preact_resnet,highway", "depth=8"], ["0_preact_resnet8-A", "1_highway8-A"]),
     (["model=densenet,densenet_bc,vgg", "depth=16", "model.width=4"],
-     ["0_densenet16-A", "1_densenet_bc16-A", "2_vgg16-A"]),
+     ["0_densenet16", "1_densenet_bc16", "2_vgg16"]),
     (["model=resnext", "depth=11", "model.width=4", "model.cardinality=2", "model.base_width=2"], ["0_resnext11-B"]),
 ]
 

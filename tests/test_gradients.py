@@ -21,8 +21,8 @@ def test_tiny_grid_table_json_and_picture(tmp_path, capsys, monkeypatch):
     (folder,) = (tmp_path / "runs/explain").iterdir()  # the default output directory
     assert folder.name.startswith("gradients-")
     rows = json.loads((folder / "gradients.json").read_text())
-    assert [r["net"] for r in rows] == ["plain-8 norm=batch", "plain-8 norm=none", "resnet-8 norm=batch",
-                                        "resnet-8 norm=none"]
+    assert [r["net"] for r in rows] == ["plain8 norm=batch", "plain8 norm=none", "resnet8-A norm=batch",
+                                        "resnet8-A norm=none"]
     for r in rows:
         assert r["net"].split()[0] in out and f"{r['first_last_ratio']:.2e}" in out
         # conv1, 3 stages x 1 block x 2 convs, fc: the 8 layers of training's weight_grad_norm/NNN_<layer> tags.

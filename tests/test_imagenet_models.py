@@ -22,7 +22,7 @@ def test_imagenet_resnet_parameter_counts_match_torchvision(depth, params):
 def test_imagenet_plain_has_the_resnet_layers_without_shortcuts():
     for depth in (18, 34):
         with torch.device("meta"):
-            plain = build_model("imagenet_plain", depth, shortcut="A", width=64, num_classes=1000)
+            plain = build_model("imagenet_plain", depth, width=64, num_classes=1000)
             resnet = build_model("imagenet_resnet", depth, shortcut="A", width=64, num_classes=1000)
         assert count_parameters(plain) == count_parameters(resnet)  # option A adds no parameters
         assert not any(isinstance(m, (PadShortcut, Projection)) for m in plain.modules())
@@ -31,9 +31,9 @@ def test_imagenet_plain_has_the_resnet_layers_without_shortcuts():
 
 @pytest.mark.parametrize("arch,depth,shortcut", [("imagenet_resnet", 18, "A"), ("imagenet_resnet", 18, "B"),
                                                  ("imagenet_resnet", 18, "C"), ("imagenet_resnet", 50, "A"),
-                                                 ("imagenet_plain", 34, "A")])
+                                                 ("imagenet_plain", 34, None)])
 def test_imagenet_nets_forward_with_every_shortcut(arch, depth, shortcut):
-    model = build_model(arch, depth, shortcut=shortcut, width=4, num_classes=5)
+    model = build_model(arch, depth, **({"shortcut": shortcut} if shortcut else {}), width=4, num_classes=5)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 5)
 
 

@@ -117,7 +117,7 @@ def test_the_centre_is_the_runs_own_training_loss_and_files(tiny_runs, tmp_path,
         assert r["summary"]["centre_loss"] == pytest.approx(F.cross_entropy(out, data.train_y[index]).item(), rel=1e-5)
         assert r["loss"][1][1] == r["summary"]["centre_loss"] and r["coords"] == [-1.0, 0.0, 1.0]
         assert len(r["loss"]) == 3 and all(len(row) == 3 for row in r["error"])
-        assert r["net"] == f"{name}-8" and r["images"] == 64
+        assert r["net"] == {"resnet": "resnet8-A", "plain": "plain8"}[name] and r["images"] == 64
     assert json.loads((tmp_path / "l/landscape.json").read_text()) == [resnet, plain]
     for png in ("landscape_contour.png", "landscape_surface.png", "landscape_slice.png"):
         assert Image.open(tmp_path / "l" / png).size[0] > 1000
@@ -125,7 +125,7 @@ def test_the_centre_is_the_runs_own_training_loss_and_files(tiny_runs, tmp_path,
     assert main([*args[:-2], "--out", "t"]) == 0  # --images by default: 1000, cut to the runs' 256
     out = capsys.readouterr().out
     assert "Training loss on a random plane, 256 training images" in out
-    assert "resnet-8" in out and "plain-8" in out
+    assert "resnet8-A" in out and "plain8" in out
     assert max(len(line) for line in out.splitlines() if not line.startswith("wrote")) <= 80
 
 

@@ -1,10 +1,14 @@
+import json
 import pickle
+from dataclasses import dataclass
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from resexp import build_model, count_parameters
+from resexp.models.options import ConvOptions, count
 from resexp.models.activations import ACTIVATIONS
 from resexp.models.shortcuts import PadShortcut, Projection
 
@@ -86,3 +90,48 @@ def test_invalid_depth_names_nearest_valid_depths(depth, nearest):
 def test_unknown_options_name_what_is_allowed(kwargs, word):
     with pytest.raises(ValueError, match=f"{word}.*choose one of"):
         build_model(**{"arch": "resnet", "depth": 20, **kwargs})
+
+
+# A family written as CONTRIBUTING.md says: one module (here, the test), one registry line.
+@dataclass
+class StackOptions(ConvOptions):
+    widen: int = count(2, "the stack's channels are width x widen")
+
+
+class Stack(nn.Module):
+    """`depth` - 1 convs and a linear classifier."""
+
+    def __init__(self, *, depth, num_classes, in_channels, width, activation, norm, widen):
+        super().__init__()
+        channels = [in_channels] + [width * widen] * (depth - 1)
+        self.convs = nn.Sequential(*(nn.Sequential(nn.Conv2d(a, b, 3, padding=1), nn.ReLU())
+                                     for a, b in zip(channels, channels[1:])))
+        self.fc = nn.Linear(channels[-1], num_classes)
+
+    def forward(self, x):
+        return self.fc(self.convs(x).mean((2, 3)))
+
+
+def stack_depth(depth, **_):
+    if depth < 2:
+        raise ValueError(f"depth={depth} is invalid for model stack; it must be >= 2")
+
+
+def test_a_new_family_is_one_module_and_one_registry_line(tmp_path, monkeypatch, capsys):
+    from resexp.cli import main
+    from resexp.config import register
+    from resexp.models import FAMILIES, Family
+    from tests.conftest import TINY
+    monkeypatch.setitem(FAMILIES, "stack", Family(Stack, stack_depth, StackOptions))  # the registry line
+    register()  # what a new process does when Hydra loads resexp's configs
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *TINY, "model=stack", "depth=3", "model.widen=3", "trainer.steps=2",
+                 "hydra.run.dir=run"]) == 0
+    status = json.loads((tmp_path / "run/status.json").read_text())
+    assert status["status"] == "finished" and status["steps"] == 2
+    assert status["parameters"] == count_parameters(build_model("stack", 3, widen=3))
+    capsys.readouterr()
+    assert main(["train", *TINY, "model=stack", "depth=3", "model.widen=0"]) == 2  # its record checks it
+    assert "model.widen=0 is invalid; it must be an integer >= 1" in capsys.readouterr().err
+    assert main(["train", *TINY, "model=stack", "depth=1"]) == 2  # and its depth rule
+    assert "depth=1 is invalid for model stack" in capsys.readouterr().err

@@ -37,7 +37,7 @@ def record(*overrides, dataset="cifar10") -> dict:
         key = key.removeprefix("model.")
         assert key in group, key  # a real key of the group
         group = {**group, key: value if isinstance(group[key], str) else type(group[key])(float(value))}
-    return reference(dataset, group["name"], depth, group["shortcut"], group)
+    return reference(dataset, group["name"], depth, group.get("shortcut"), group)
 
 
 def ref(*overrides, dataset="cifar10"):

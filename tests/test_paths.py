@@ -108,7 +108,7 @@ def test_distribution_and_files(tiny_runs, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     assert main(["paths", str(tiny_runs / "resnet"), "--images", "8", "--samples", "1", "--out", "t"]) == 0
     out = capsys.readouterr().out
-    assert "Gradient by path length, resnet-8 (3 residual blocks)" in out and "paths (2^n)" in out
+    assert "Gradient by path length, resnet8-A (3 residual blocks)" in out and "paths (2^n)" in out
     assert max(len(line) for line in out.splitlines() if "wrote" not in line) <= 80
 
 
@@ -117,7 +117,7 @@ def test_refusals(tiny_runs, tmp_path, capsys, monkeypatch):
     resnet = str(tiny_runs / "resnet")
     refusal_dirs(tmp_path, tiny_runs / "resnet", "paths.png")
     plain = str(tiny_runs / "plain")
-    for args, message in (([plain], "is plain-8, which has no residual blocks: there are no paths but one"),
+    for args, message in (([plain], "is plain8, which has no residual blocks: there are no paths but one"),
                           (["empty"], "error: empty has no checkpoint (checkpoints/step_*.pt): paths needs"),
                           (["nowhere"], "error: nowhere is not a run directory (no config.yaml)"),
                           ([resnet, "--out", "taken"], "--out taken already holds paths.png"),

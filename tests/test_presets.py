@@ -65,7 +65,7 @@ def test_every_job_of_every_preset_runs(preset, cifar_root, tmp_path):
         run_dir.mkdir()
         result = train(cfg, run_dir)
         assert result["steps"] == 2 and "final_val_error" in result
-        if (cfg.model.name, cfg.depth, cfg.model.shortcut) == ("resnet", 110, "A"):
+        if (cfg.model.name, cfg.depth, cfg.model.get("shortcut")) == ("resnet", 110, "A"):
             assert result["paper_test_error"] == 6.43  # He et al. 2015, Table 6
         if cfg.model.name == "plain":  # the paper has only curves for plain nets on CIFAR
             assert "paper_test_error" not in result

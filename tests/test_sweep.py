@@ -166,13 +166,31 @@ def _imports(path: Path, module: str) -> set[str]:
     return found
 
 
-def test_resexp_has_no_import_cycle():
+def _import_graph() -> dict:
+    """{module: the resexp modules it imports}, for every module of the package."""
     root = Path(__file__).resolve().parents[1] / "resexp"
     modules = {}
     for path in root.rglob("*.py"):
         parts = path.relative_to(root.parent).with_suffix("").parts
         modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    graph = {m: {i for i in _imports(p, m) if i in modules and i != m} for m, p in modules.items()}
+    return {m: {i for i in _imports(p, m) if i in modules and i != m} for m, p in modules.items()}
+
+
+# The lower layers and what they must not import: the nets, the data and the trackers know nothing of
+# training, reports, explanations, sweeps or the command line.
+HIGHER = ("resexp.train", "resexp.report", "resexp.explain", "resexp.sweep", "resexp.cli", "resexp.bench",
+          "resexp.doctor")
+
+
+def test_no_module_imports_from_a_higher_layer():
+    graph = _import_graph()
+    wrong = [(m, i) for m, deps in graph.items() if m.startswith(("resexp.models", "resexp.data", "resexp.track"))
+             for i in deps if i.startswith(HIGHER)]
+    assert not wrong, f"imports from a higher layer: {wrong}"
+
+
+def test_resexp_has_no_import_cycle():
+    graph = _import_graph()
     # A package's __init__ importing its own modules, which import names from it, is the usual layout.
     graph = {m: {i for i in deps if not m.startswith(i + ".")} for m, deps in graph.items()}
     state = {}

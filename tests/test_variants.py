@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resexp import build_model, count_parameters
-from resexp.models import DEFAULTS, check_model_args
+from resexp.models import FAMILIES, check_model_args, defaults
 from resexp.models.activations import LearnedSwish
 from resexp.models.blocks import BasicBlock
 from resexp.models.gates import ExclusiveGatedUnit, Gate, ShortcutGatedUnit
@@ -185,11 +185,12 @@ def test_learned_swish_has_a_beta_per_channel_and_learns_it():
     ("resnet", {"skip": 4}, "model.skip=4 is invalid; choose one of: 1, 2, 3"),
     ("resnet", {"block_order": "preact"}, "model.block_order='preact' is invalid; choose one of: original, bn_after_add"),
     ("resnet", {"shortcut_kind": "gate"}, "model.shortcut_kind='gate' is invalid; choose one of: identity, scaling"),
-    ("resnet", {"shortcut_dropout": 1.0}, "model.shortcut_dropout=1.0 is invalid; it must be a probability"),
+    ("resnet", {"shortcut_dropout": 1.0}, "model.shortcut_dropout=1.0 is invalid; it must be a number in [0, 1)"),
     ("resnet", {"zero_init_residual": "yes"}, "model.zero_init_residual='yes' is invalid; it must be true or false"),
-    ("densenet", {"compression": 0}, "model.compression=0 is invalid; it must be in (0, 1]"),
+    ("densenet", {"compression": 0}, "model.compression=0 is invalid; it must be a number in (0, 1]"),
     ("vgg", {"layout": "tiny"}, "model.layout='tiny' is invalid; choose one of: imagenet, cifar"),
-    ("resnet", {"colour": 1}, "model.colour is not a model option; choose from: depth, shortcut"),
+    ("resnet", {"colour": 1}, "model.colour is not a model option; model resnet takes: width, init"),
+    ("plain", {"shortcut": "B"}, "model.shortcut='B' does not apply to model plain; it applies to: resnet"),
 ])
 def test_bad_or_meaningless_options_are_one_line(arch, options, message):
     with pytest.raises(ValueError) as e:
@@ -197,6 +198,8 @@ def test_bad_or_meaningless_options_are_one_line(arch, options, message):
     assert str(e.value).startswith(message) and "\n" not in str(e.value)
 
 
-def test_build_model_defaults_are_the_resnet_config(compose_cfg):
-    model = compose_cfg("model=resnet").model
-    assert {key: DEFAULTS[key] for key in model if key != "name"} == {k: v for k, v in model.items() if k != "name"}
+@pytest.mark.parametrize("arch", list(FAMILIES))
+def test_each_model_option_composes_to_its_familys_record(compose_cfg, arch):
+    """`model=arch` is the family's options record, every key with its default, and nothing else."""
+    model = compose_cfg(f"model={arch}").model
+    assert {k: v for k, v in model.items() if k != "name"} == defaults(arch) and model.name == arch

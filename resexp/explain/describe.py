@@ -161,7 +161,7 @@ def main(args) -> int:
         if opts.image_size:
             height = width = opts.image_size
         result = describe_net(cfg, (channels, height, width), opts.classes or data.num_classes)
-        imagenet = published("imagenet", cfg.model.name, cfg.depth, cfg.model.shortcut, cfg.model)
+        imagenet = published("imagenet", cfg.model.name, cfg.depth, cfg.model.get("shortcut"), cfg.model)
         layout = cfg.model.get("layout")  # a family with two layouts (vgg) says which one the row is
         results.append({"net": f"{label} ({layout} layout)" if layout and "layout" not in label else label, **result,
                         **({"paper_top1": imagenet[0].error} if imagenet else {})})

@@ -19,6 +19,7 @@ from rich.table import Table
 from torch import nn
 
 from ..console import console
+from ..errors import UserError
 from ..track.status import read_status
 from ..train.evaluate import evaluate
 from .nets import (Datasets, check_positive, labels, net_label, open_run, output_dir, run_parser, save, shortcut_of,
@@ -69,6 +70,16 @@ def deleted(blocks):
     finally:
         for b in blocks:
             b.stage[b.index] = b.module
+
+
+def check_deletable(run_dir: Path, cfg, data) -> None:
+    """A lesion needs blocks that can be deleted: residual blocks, or blocks that keep their input's shape.
+    One line for a net without any (a DenseNet, whose every layer widens its input)."""
+    from ..models import model_from_config
+    model = model_from_config(cfg.model, cfg.depth, data.num_classes, data.in_channels)
+    if not any(b.replacement is not None for b in find_blocks(model, data.normalize(data.test_x[:2]))):
+        raise UserError(f"{run_dir}: {net_label(cfg)} has no block that can be deleted (none is residual or keeps "
+                        "its input's shape); lesion studies nets such as resnet, plain or highway")
 
 
 def lesion_run(run_dir: Path, cfg, checkpoint: Path, data, draws: int, max_k: int | None, seed: int) -> dict:
@@ -172,8 +183,10 @@ def main(args) -> int:
     opts = p.parse_args(args)
     check_positive(p, draws=opts.draws, max_k=opts.max_k)
     runs = [(Path(run), *open_run(Path(run), "lesion")) for run in opts.runs]
-    out = output_dir(opts.out, "lesion", FILES)
     datasets = Datasets()
+    for run, cfg, _ in runs:
+        check_deletable(run, cfg, datasets(cfg.dataset))
+    out = output_dir(opts.out, "lesion", FILES)
     results = [lesion_run(run, cfg, checkpoint, datasets(cfg.dataset), opts.draws, opts.max_k, opts.seed)
                for run, cfg, checkpoint in runs]
     text = save(out, results, FILES, lambda folder: figure(results, folder / FILES[0]))

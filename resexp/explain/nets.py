@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from ..config import GROUPS, check_group_option, validate
 from ..errors import UserError
+from ..files import check_writable, claim_new_dir
 from ..sweep import compose_job, parse, sweep_jobs, values
 from ..track.status import CONFIG_FILE
 
@@ -51,7 +52,7 @@ def nets(overrides) -> list[tuple[str, object]]:
         cfg = compose_job(job)
         validate(cfg)
         extra = [o.removeprefix("model.") for o in job if o.split("=", 1)[0] in swept]
-        result.append((" ".join([f"{cfg.model.name}-{cfg.depth}", *extra]), cfg))
+        result.append((" ".join([net_label(cfg), *extra]), cfg))
     return result
 
 
@@ -72,28 +73,31 @@ class Datasets:
 def output_dir(out: str | None, command: str, files: tuple[str, ...]) -> Path:
     """`out`, or runs/explain/<command>-<date_time>; refused when it already holds one of `files`, so
     nothing is overwritten. Checked before any work; created when the results are written."""
-    path = Path(out) if out else Path("runs/explain") / f"{command}-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+    if not out:  # claimed now, atomically: two commands started in the same second get two directories
+        return claim_new_dir(Path("runs/explain") / f"{command}-{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    path = Path(out)
     if path.exists() and not path.is_dir():
         raise UserError(f"--out {path} is a file; give a directory")
     taken = [name for name in files if (path / name).exists()]
     if taken:
         raise UserError(f"--out {path} already holds {', '.join(taken)}; choose another directory")
+    check_writable("--out", path)
     return path
 
 
 def open_run(run_dir: Path, command: str):
     """(config, newest checkpoint) of a run directory; one line when it is not a run or has no checkpoint."""
-    from ..train.checkpoint import checkpoint_paths
+    from ..train.checkpoint import load_newest
     if not (run_dir / CONFIG_FILE).is_file():
         raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); give one under runs/")
-    checkpoints = checkpoint_paths(run_dir)
-    if not checkpoints:
+    newest = load_newest(run_dir, CPU)  # a corrupt newer checkpoint is skipped, with a warning line
+    if newest is None:
         raise UserError(f"{run_dir} has no checkpoint (checkpoints/step_*.pt): {command} needs a trained run's "
                         "weights; resume or re-run it")
     cfg = OmegaConf.load(run_dir / CONFIG_FILE)
     cfg.device = CPU
     validate(cfg)
-    return cfg, checkpoints[-1]
+    return cfg, newest[0]
 
 
 def trained_model(cfg, checkpoint: Path, data, device="cpu"):
@@ -122,7 +126,9 @@ def pick_device(name: str):
 
 
 def net_label(cfg) -> str:
-    return f"{cfg.model.name}-{cfg.depth}"
+    """The net's one label (models.label): resnet56-A, plain56."""
+    from ..models import label, model_options
+    return label(cfg.model.name, cfg.depth, model_options(cfg.model))
 
 
 def labels(results) -> list[str]:

@@ -8,6 +8,8 @@ bottlenecks of 4x expansion, depth = 9n+2 (ResNet-164 is n = 18, 1.7M parameters
 Pre-activation nets (He et al. 2016) have no norm or activation after the first conv (each unit
 starts with its own) and a final norm and activation before the pool.
 """
+from dataclasses import dataclass
+
 from torch import nn
 
 from .activations import make_activation
@@ -15,8 +17,9 @@ from .blocks import BasicBlock, PlainBlock, conv3x3
 from .bottleneck import EXPANSION, Bottleneck, conv1x1
 from .gates import ExclusiveGatedUnit, Gate, ShortcutGatedUnit
 from .norms import make_norm
-from .orders import ResidualUnit, after_addition, residual_branch
-from .shortcuts import Scale, make_shortcut
+from .options import ConvOptions, choice, flag, real
+from .orders import ORDERS, ResidualUnit, after_addition, residual_branch
+from .shortcuts import SHORTCUT_KINDS, SHORTCUTS, Scale, make_shortcut
 
 
 def depth_rule(step: int, offset: int = 2):
@@ -45,19 +48,24 @@ def _convs(block, in_channels, width, out_channels, stride, skip, groups=1):
                                                           for _ in range(skip - 1)]
 
 
-def make_block(block, in_channels, stage_width, stride, *, norm, activation, skip=2, shortcut=None, block_order=None,
-               shortcut_kind=None, shortcut_scale=None, shortcut_dropout=None, gate_bias=None, residual_scale=None,
-               projection_norm=None):
-    """(block module, its output channels) for one block of a stage `stage_width` wide (plain blocks take
-    no shortcut options). The paper's own blocks (original order, identity-like shortcuts, 2 convs, F
-    unscaled) are the classic classes; every other combination is a unit of orders.py or gates.py around
-    the same convs."""
-    out_channels = stage_width * (EXPANSION if block == "bottleneck" else 1)
-    convs = _convs(block, in_channels, stage_width, out_channels, stride, skip)
+def make_block(block, in_channels, stage_width, stride, *, norm, activation, skip=2, **residual):
+    """(block module, its output channels) for one block of a stage `stage_width` wide; a residual block
+    takes every option of ResidualOptions (a missing one is a TypeError naming it)."""
     if block == "plain":
         if skip == 2:
             return PlainBlock(in_channels, stage_width, stride, norm, activation), stage_width
+        convs = _convs(block, in_channels, stage_width, stage_width, stride, skip)
         return residual_branch("relu_before_add", convs, norm, activation), stage_width
+    return residual_block(block, in_channels, stage_width, stride, norm=norm, activation=activation, skip=skip,
+                          **residual)
+
+
+def residual_block(block, in_channels, stage_width, stride, *, norm, activation, skip, shortcut, block_order,
+                   shortcut_kind, shortcut_scale, shortcut_dropout, gate_bias, residual_scale, projection_norm):
+    """The paper's own blocks (original order, identity-like shortcuts, 2 convs, F unscaled) are the
+    classic classes; every other combination is a unit of orders.py or gates.py around the same convs."""
+    out_channels = stage_width * (EXPANSION if block == "bottleneck" else 1)
+    convs = _convs(block, in_channels, stage_width, out_channels, stride, skip)
     sc = make_shortcut(shortcut, in_channels, out_channels, stride, norm if projection_norm else "none",
                        shortcut_kind, shortcut_scale, shortcut_dropout)
     gated = shortcut_kind in ("exclusive_gating", "shortcut_gating")
@@ -104,3 +112,72 @@ class CifarNet(nn.Module):
         x = self.stage3(self.stage2(self.stage1(x)))
         x = self.act_out(self.bn_out(x))
         return self.fc(self.pool(x).flatten(1))
+
+
+SKIP = dict(default=2, allowed=(1, 2, 3), doc="conv layers a shortcut spans; depth = 3*skip*n + 2 (paper: 2)")
+
+
+@dataclass
+class PlainOptions(ConvOptions):
+    """The plain CIFAR net of He et al. 2015, sec. 4.2: no shortcuts at all."""
+    skip: int = choice(**SKIP)
+
+
+@dataclass
+class ResidualOptions(ConvOptions):
+    """What a residual unit of the CIFAR families takes (He et al. 2015, 2016)."""
+    shortcut: str = choice("A", SHORTCUTS, "where dimensions change: A zero-padded identity | B projection | C "
+                           "projection everywhere (He et al. 2015, sec. 3.3) | A_pool 2x2 average pool + zero "
+                           "padding | D 2x2 average pool + 1x1 projection (He et al. 2019, ResNet-D)")
+    shortcut_kind: str = choice("identity", SHORTCUT_KINDS, "what the shortcut does where dimensions stay (He et "
+                                "al. 2016, Fig. 2, Table 1)")
+    shortcut_scale: float = real(0.5, "shortcut_kind=scaling: the constant (He et al. 2016, Table 1: 0.5 fails)")
+    shortcut_dropout: float = real(0.5, "shortcut_kind=dropout: drop probability on the shortcut (He et al. "
+                                   "2016: 0.5)", low=0, high=1, high_open=True)
+    gate_bias: float = real(-6.0, "initial bias b of the gates g = sigmoid(1x1 conv + b) (He et al. 2016, "
+                            "Table 1: -6 best; 0 to -5 fail with exclusive gating)")
+    residual_scale: float = real(1.0, "constant on the residual branch F of every unit (He et al. 2016, Table 1: "
+                                 "0.5 with shortcut_kind=scaling and shortcut_scale 0.5, 'frozen gating')")
+    projection_norm: bool = flag(True, "a norm after each projection shortcut's 1x1 conv (B, C, D; He et al. "
+                                 "2015); false as in the official pre-activation ResNet-164/1001")
+    zero_init_residual: bool = flag(False, "the last norm of every residual branch starts at 0, so each block "
+                                    "starts as its shortcut (Goyal et al. 2017, sec. 5.1)")
+
+
+ORDER = dict(default="original", allowed=tuple(ORDERS), doc="where BN and ReLU sit (He et al. 2016, Fig. 4): "
+             "original | bn_after_add | relu_before_add | relu_preact | full_preact")
+
+
+@dataclass
+class ResNetOptions(ResidualOptions):
+    """He et al. 2015's CIFAR ResNet, depth 6n+2."""
+    block_order: str = choice(**ORDER)
+    skip: int = choice(**SKIP)
+
+
+@dataclass
+class BottleneckOptions(ResidualOptions):
+    """1x1-3x3-1x1 bottleneck units of 4x expansion, depth 9n+2 (He et al. 2016)."""
+    shortcut: str = choice("B", SHORTCUTS, "projections where dimensions change (He et al. 2016); A and C also "
+                           "work")
+    block_order: str = choice(**ORDER)
+
+
+@dataclass
+class PreactOptions(ResidualOptions):
+    """He et al. 2016's full pre-activation units; the CIFAR nets are "the same as [1]" (option A)."""
+    projection_norm: bool = flag(False, "no BN after a projection's 1x1 conv, as in the official "
+                                 "resnet-pre-act.lua (ResNet-164: 1,703,258 parameters)")
+    block: str = choice("basic", ("basic", "bottleneck"), "basic (two 3x3 convs) | bottleneck (1x1-3x3-1x1, 4x "
+                        "expansion; ResNet-164, -1001)")
+    skip: int = choice(**SKIP)
+
+
+@dataclass
+class HighwayOptions(ConvOptions):
+    """Srivastava et al. 2015's highway blocks: g * H(x) + (1 - g) * x."""
+    shortcut: str = choice("A", SHORTCUTS, "where dimensions change (A zero padding, B projection, ...)")
+    gate_bias: float = real(-2.0, "initial transform-gate bias b: negative, so blocks start by carrying x "
+                            "(paper: -1 to -3)")
+    zero_init_residual: bool = flag(False, "the last norm of every branch starts at 0")
+    skip: int = choice(**SKIP)

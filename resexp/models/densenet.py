@@ -9,6 +9,7 @@ times its input channels. DenseNet (L=40, k=12): 1.0M parameters; DenseNet-BC (L
 (their Table 2).
 """
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -18,6 +19,7 @@ from .bottleneck import conv1x1
 from .blocks import conv3x3
 from .cifar import depth_rule
 from .norms import make_norm
+from .options import ConvOptions, count, flag, real
 
 BOTTLENECK_WIDTH = 4  # the B variant's 1x1 conv makes 4k maps (Huang et al. 2017, sec. 3)
 
@@ -84,3 +86,21 @@ class DenseNet(nn.Module):
     def forward(self, x):
         x = self.stage3(self.stage2(self.stage1(self.conv1(x))))
         return self.fc(self.pool(self.act_out(self.bn_out(x))).flatten(1))
+
+
+@dataclass
+class DenseNetOptions(ConvOptions):
+    """DenseNet (L=40, k=12): 1.0M parameters (Huang et al. 2017, Table 2)."""
+    growth: int = count(12, "growth rate k: new maps per layer (paper: 12, 24, 40)")
+    bottleneck: bool = flag(False, "B: a BN-ReLU-1x1 conv to 4k maps before each 3x3 conv")
+    compression: float = real(1.0, "C: a transition keeps this fraction of its input channels (BC: 0.5)", low=0,
+                              high=1, low_open=True)
+
+
+@dataclass
+class DenseNetBCOptions(DenseNetOptions):
+    """DenseNet-BC (L=100, k=12): 0.8M parameters (Huang et al. 2017, Table 2)."""
+    width: int = count(24, "channels of the first conv: 2 x growth (paper)")
+    bottleneck: bool = flag(True, "B: a BN-ReLU-1x1 conv to 4k maps before each 3x3 conv")
+    compression: float = real(0.5, "C: a transition keeps this fraction of its input channels", low=0, high=1,
+                              low_open=True)

@@ -4,13 +4,16 @@ A 7x7/2 conv with `width` channels and a 3x3/2 max-pool (the stem), four stages 
 and 8x width (the first block of stages 2-4 halves the map), global average pool, a linear
 classifier. 18 and 34 use basic blocks, 50 and deeper bottleneck blocks with 4x expansion.
 """
+from dataclasses import dataclass
+
 from torch import nn
 
 from .activations import make_activation
 from .blocks import BasicBlock, PlainBlock
 from .bottleneck import EXPANSION, Bottleneck
 from .norms import make_norm
-from .shortcuts import make_shortcut
+from .options import ConvOptions, choice, count, flag
+from .shortcuts import SHORTCUTS, make_shortcut
 
 # depth -> (block kind, blocks per stage), He et al. 2015, Table 1.
 RESNET_DEPTHS = {
@@ -75,3 +78,16 @@ class ImageNetNet(nn.Module):
         x = self.maxpool(self.act1(self.bn1(self.conv1(x))))
         x = self.stage4(self.stage3(self.stage2(self.stage1(x))))
         return self.fc(self.pool(x).flatten(1))
+
+
+@dataclass
+class ImageNetPlainOptions(ConvOptions):
+    """He et al. 2015's ImageNet plain nets (Table 1, Fig. 3 middle), 18 and 34 layers."""
+    width: int = count(64, "channels of the first stage; stages use width, 2x, 4x, 8x (paper: 64)")
+
+
+@dataclass
+class ImageNetResNetOptions(ImageNetPlainOptions):
+    """He et al. 2015's ImageNet ResNets (Table 1), 18 to 152 layers."""
+    shortcut: str = choice("B", SHORTCUTS, "the paper's choice for 50/101/152 (sec. 4.1); A and C also work")
+    zero_init_residual: bool = flag(False, "the last norm of every residual branch starts at 0")

@@ -13,7 +13,6 @@ Gate biases (gates.py) start at their configured value.
 """
 from torch import nn
 
-from .linear import SquareLinear
 
 INITS = ("kaiming_normal", "kaiming", "kaiming_uniform", "xavier", "orthogonal", "normal", "scaled_identity")
 NORM_LAYERS = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
@@ -24,7 +23,7 @@ def _init_weight(m: nn.Module, scheme: str, alpha: float, std: float) -> None:
     if scheme == "scaled_identity" and isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.groups == 1:
         nn.init.dirac_(m.weight)
         m.weight.data.mul_(alpha)
-    elif scheme == "scaled_identity" and isinstance(m, SquareLinear):
+    elif scheme == "scaled_identity" and getattr(m, "square", False):
         nn.init.eye_(m.weight)
         m.weight.data.mul_(alpha)
     elif scheme == "kaiming_uniform":

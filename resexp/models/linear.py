@@ -8,8 +8,13 @@ With init=scaled_identity every W_k starts as alpha * I, so h_depth = alpha**dep
 (1 + alpha)**depth * h_0 (residual): 0.5**50 is about 8.9e-16 (the signal and the gradients vanish),
 1.5**50 about 6.4e8 (they explode), while a residual net with small branch weights keeps the gain near 1.
 """
-from torch import nn
+from dataclasses import dataclass
+
 import torch.nn.functional as F
+from torch import nn
+
+from .init import INITS
+from .options import Options, choice, count, flag
 
 POOLED = 8  # pixels per side of the fixed pooling grid before the first linear layer
 
@@ -22,6 +27,8 @@ def check_depth(depth: int) -> int:
 
 class SquareLinear(nn.Linear):
     """W h, W square and without bias: the layer init=scaled_identity starts at alpha * I."""
+
+    square = True  # what init=scaled_identity looks for
 
     def __init__(self, width: int):
         super().__init__(width, width, bias=False)
@@ -40,11 +47,7 @@ class ResidualLinear(nn.Module):
 
 
 class LinearNet(nn.Module):
-    """`shortcut`, `activation` and `norm` are accepted because every model group carries them; a
-    linear net has none of them (conf/model/linear_deep.yaml)."""
-
-    def __init__(self, depth: int, width=64, num_classes=10, in_channels=3, residual=False,
-                 shortcut=None, activation=None, norm=None):
+    def __init__(self, depth: int, width=64, num_classes=10, in_channels=3, residual=False):
         super().__init__()
         check_depth(depth)
         self.embed = nn.Linear(in_channels * POOLED * POOLED, width, bias=False)
@@ -55,3 +58,12 @@ class LinearNet(nn.Module):
     def forward(self, x):
         h = self.embed(F.adaptive_avg_pool2d(x, POOLED).flatten(1))
         return self.fc(self.layers(h))
+
+
+@dataclass
+class LinearOptions(Options):
+    """The deep linear net has no activation, norm or shortcut: only a width, its init and `residual`."""
+    width: int = count(64, "units of every square layer")
+    init: str = choice("scaled_identity", INITS, "scaled_identity: every square layer starts as init_alpha * I "
+                       "(forward gain init_alpha**depth; residual: (1 + init_alpha)**depth) | kaiming_normal | ...")
+    residual: bool = flag(False, "true: every square layer is a residual branch, h <- h + W h")

@@ -5,6 +5,8 @@ n = 3) whose outputs are 4x width, 8x, 16x (256, 512, 1024), a global average po
 Each block's 3x3 conv is split into `cardinality` groups of `base_width` channels at stage 1, doubled
 per stage ("C x d", Fig. 3c form). ResNeXt-29 8x64d has 34.4M parameters, 16x64d 68.1M (their Table 7).
 """
+from dataclasses import dataclass
+
 from torch import nn
 
 from .activations import make_activation
@@ -12,7 +14,8 @@ from .blocks import conv3x3
 from .bottleneck import EXPANSION, Bottleneck
 from .cifar import depth_rule
 from .norms import make_norm
-from .shortcuts import make_shortcut
+from .options import ConvOptions, choice, count, flag
+from .shortcuts import SHORTCUTS, make_shortcut
 
 resnext_depth = depth_rule(9)
 
@@ -44,3 +47,13 @@ class ResNeXt(nn.Module):
         x = self.act1(self.bn1(self.conv1(x)))
         x = self.stage3(self.stage2(self.stage1(x)))
         return self.fc(self.pool(x).flatten(1))
+
+
+@dataclass
+class ResNeXtOptions(ConvOptions):
+    """ResNeXt for CIFAR (Xie et al. 2017, sec. 5.3), depth 9n+2."""
+    width: int = count(64, "channels of the first conv; stages output 4x, 8x, 16x width (256, 512, 1024)")
+    shortcut: str = choice("B", SHORTCUTS, "projections where dimensions change (the paper's, as ResNet's B)")
+    cardinality: int = count(8, "C: groups of the 3x3 conv (paper: 8 or 16)")
+    base_width: int = count(64, "d: channels per group at stage 1, doubled per stage (paper: 64)")
+    zero_init_residual: bool = flag(False, "the last norm of every residual branch starts at 0")

@@ -8,11 +8,13 @@ replaces the head by one linear layer on the pooled 512 channels. Pools round up
 than 32 pixels still reach the head.
 """
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from torch import nn
 
 from .activations import make_activation
 from .norms import make_norm
+from .options import ConvOptions, choice, count
 from .pool import AvgPoolTo
 
 # depth -> convs per stage (Table 1: A = 11, B = 13, D = 16, E = 19 weight layers)
@@ -54,3 +56,11 @@ class VGG(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.pool(self.features(x)).flatten(1))
+
+
+@dataclass
+class VGGOptions(ConvOptions):
+    """VGG (Simonyan and Zisserman 2015, Table 1): depth 11, 13, 16, 19."""
+    width: int = count(64, "channels of the first stage; stages use width, 2x, 4x, 8x, 8x (paper: 64)")
+    layout: str = choice("cifar", LAYOUTS, "cifar: one linear layer on the pooled channels | imagenet: the "
+                         "paper's 3 fully connected layers (VGG-19 at 1000 classes: 143.7M parameters)")

@@ -3,6 +3,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import check_writable
 from ..console import console
 from . import figures, tables
 from .runs import load_runs
@@ -34,6 +35,7 @@ def report(args) -> int:
     root = Path(opts.paths[0])
     runs = load_runs([root])
     out = Path(opts.out) if opts.out else root / REPORT_DIR
+    check_writable("report directory", out)
     title = f"report {root}"
     _write_tables(runs, out, root, title)
     pages = figures.degradation(runs, out / "degradation.png")
@@ -51,6 +53,7 @@ def compare(args) -> int:
     runs = load_runs(opts.paths)
     tables.print_table(runs, "compare")
     if opts.out:
+        check_writable("--out", opts.out)
         _write_tables(runs, Path(opts.out), Path.cwd(), "compare")
         console.print(f"wrote {opts.out}/: summary.md summary.csv runs.csv", highlight=False, soft_wrap=True)
     return 0

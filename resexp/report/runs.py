@@ -43,9 +43,10 @@ def find_runs(path) -> list[Path]:
 
 
 def family(config: dict) -> str:
-    """The paper's model family: 'plain', or 'resnet-A' (the shortcut matters only with shortcuts)."""
-    name = str(config.get("model.name", "?"))
-    return name if name == "plain" or "model.shortcut" not in config else f"{name}-{config['model.shortcut']}"
+    """The model family's label (models.label without a depth): 'plain', 'resnet-A', 'densenet'."""
+    from ..models import label
+    options = {key[len("model."):]: value for key, value in config.items() if key.startswith("model.")}
+    return label(str(config.get("model.name", "?")), "", options)
 
 
 def load_run(run_dir: Path) -> dict:

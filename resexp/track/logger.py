@@ -16,6 +16,8 @@ from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
+from ..errors import UserError
+
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -23,13 +25,16 @@ class RunLogger:
     """Appends to a run's record. A run resumed at `resume_step` first drops what was logged after
     that step (it will be logged again), so TensorBoard and metrics.jsonl show one continuous run."""
 
-    def __init__(self, run_dir: Path, resume_step: int = 0):
-        purge = resume_step + 1 if resume_step else None
-        if resume_step:
+    def __init__(self, run_dir: Path, resume_step: int = 0, kept: list | None = None):
+        """`kept`: the metrics rows up to `resume_step` (read_metrics, read before the run started); a run
+        restarted in a directory an earlier attempt logged into (killed before its first checkpoint)
+        drops all of that attempt's record, as a resumed run drops what came after its checkpoint."""
+        used = resume_step or (run_dir / METRICS_FILE).exists() or any(run_dir.glob("events.out.tfevents.*"))
+        if used:
             _wait_for_a_later_second(run_dir)
-        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge)
-        if resume_step:
-            kept = [row for row in read_metrics(run_dir) if row["step"] <= resume_step]
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=resume_step + 1 if used else None)
+        if used:
+            kept = kept if kept is not None else [row for row in read_metrics(run_dir) if row["step"] <= resume_step]
             (run_dir / METRICS_FILE).write_text("".join(json.dumps(row) + "\n" for row in kept))
         self.metrics = open(run_dir / METRICS_FILE, "a")
         self.run_dir = Path(run_dir)
@@ -182,7 +187,27 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def read_metrics(run_dir) -> list[dict]:
+    """The run's metrics rows. A last line without its newline is a row cut by a kill mid-write: left out
+    (a resumed run writes it again). Any other line that is not a row is one line naming the file."""
     path = Path(run_dir) / METRICS_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} cannot be read ({type(e).__name__}); move it away to go on without it") from None
+    lines = text.split("\n")
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+            if number == len(lines):  # the cut last line
+                break
+            raise UserError(f"{path} line {number} is not a metrics row; fix or move the file away")
+        rows.append(row)
+    return rows

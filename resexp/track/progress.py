@@ -1,20 +1,55 @@
-"""Rich progress bar for a training run."""
+"""A training run's progress: a rich bar on a terminal; plain lines where stdout is a file or a pipe (nohup,
+SLURM, CI), one per log point; train.log gets the lines either way."""
+import time
+
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..console import console
+from ..console import console, log
 
 
-def training_progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("epoch {task.fields[epoch]}"),
-        TextColumn("loss {task.fields[loss]}"),
-        TextColumn("err {task.fields[error]}"),
-        TextColumn("{task.fields[speed]} img/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class RunProgress:
+    """Progress of one run, `name`, from `done` to `total` steps."""
+
+    def __init__(self, name: str, total: int, done: int, steps_per_epoch: int):
+        self.name, self.total, self.first, self.steps_per_epoch = name, total, done, steps_per_epoch
+        self.start = time.perf_counter()
+        self.bar = None
+        if console.is_terminal:
+            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("epoch {task.fields[epoch]}"), TextColumn("loss {task.fields[loss]}"),
+                                TextColumn("err {task.fields[error]}"), TextColumn("{task.fields[speed]} img/s"),
+                                TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+            self.task = self.bar.add_task(name, total=total, completed=done, epoch=f"{done / steps_per_epoch:.1f}",
+                                          loss="-", error="-", speed="-")
+
+    def __enter__(self):
+        if self.bar:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.stop()
+        return False
+
+    def step(self, done: int) -> None:
+        if self.bar:
+            self.bar.update(self.task, completed=done, epoch=f"{done / self.steps_per_epoch:.1f}")
+
+    def log_point(self, done: int, loss: float, error: float, speed: float) -> None:
+        """One line at each log point: on stdout when it is not a terminal, and in train.log."""
+        if self.bar:
+            self.bar.update(self.task, loss=f"{loss:.3f}", error=f"{error:.1f}%", speed=f"{speed:.0f}")
+        elapsed = time.perf_counter() - self.start
+        left = elapsed / (done - self.first) * (self.total - done) if done > self.first else 0
+        line = (f"{self.name} step {done}/{self.total} epoch {done / self.steps_per_epoch:.1f} loss {loss:.3f} "
+                f"err {error:.1f}% {speed:.0f} img/s elapsed {_clock(elapsed)} left {_clock(left)}")
+        if not self.bar:
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
+            console.file.flush()
+        log(line)

@@ -15,6 +15,10 @@ from . import distributed
 CHECKPOINT_DIR = "checkpoints"
 
 
+class CorruptCheckpoint(UserError):
+    """A checkpoint that cannot be read back (cut short, garbage): an older one may stand in for it."""
+
+
 def checkpoint_paths(run_dir) -> list[Path]:
     """The run's checkpoints, oldest first (names sort by step)."""
     folder = Path(run_dir) / CHECKPOINT_DIR
@@ -56,16 +60,37 @@ def load_checkpoint(path: Path, device) -> dict:
         state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as e:
         if "unsupported global" not in str(e).lower():  # garbage, not a refused class or function
-            raise UserError(f"checkpoint {path} is corrupt or unreadable (UnpicklingError); "
-                            "delete it to resume from the one before, if any") from None
+            raise CorruptCheckpoint(f"checkpoint {path} is corrupt or unreadable (UnpicklingError)") from None
         raise UserError(f"checkpoint {path} holds more than tensors and plain values (code would run if it were "
                         "loaded); refusing it: use checkpoints written by resexp only") from None
     except Exception as e:
-        raise UserError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__}); "
-                        "delete it to resume from the one before, if any") from None
+        raise CorruptCheckpoint(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__})") from None
     if not isinstance(state, dict) or "model" not in state or "step" not in state:
-        raise UserError(f"checkpoint {path} is not a resexp checkpoint; delete it or point resume= elsewhere")
+        raise CorruptCheckpoint(f"checkpoint {path} is not a resexp checkpoint")
     return state
+
+
+def load_newest(run_dir, device) -> tuple[Path, dict] | None:
+    """(path, contents) of the run's newest checkpoint that reads back whole; None when it has none. A
+    corrupt newer one is skipped with a warning line and left as it is (never deleted); when none reads
+    back, one line naming the newest. A checkpoint refused as code is never skipped: it stops everything."""
+    from ..console import err_console
+    paths = checkpoint_paths(run_dir)
+    errors = []
+    for path in reversed(paths):
+        try:
+            state = load_checkpoint(path, device)
+        except CorruptCheckpoint as e:
+            errors.append(str(e))
+            continue
+        for error in errors:
+            err_console.print(f"warning: {error}; using {path.name}, the newest intact one", highlight=False,
+                              soft_wrap=True)
+        return path, state
+    if errors:
+        raise UserError(f"{errors[0]}; no older intact checkpoint in {Path(run_dir) / CHECKPOINT_DIR}: "
+                        "the run cannot continue from it (move the file away to start it again from step 0)")
+    return None
 
 
 def restore(module, state_dict, path, what: str) -> None:
@@ -113,11 +138,10 @@ def save(run_dir, tr, run: RunState, elapsed: float, keep: int) -> None:
 def resume(run_dir, tr) -> RunState:
     """Restore `tr` from the run's newest checkpoint and return the loop's state; a fresh RunState when the
     run has none. Each rank takes its own saved streams and sums (rank 0's where the run had fewer ranks)."""
-    paths = checkpoint_paths(run_dir)
-    if not paths:
+    newest = load_newest(run_dir, tr.device)
+    if newest is None:
         return RunState()
-    path = paths[-1]
-    saved = load_checkpoint(path, tr.device)
+    path, saved = newest
     ranks = saved.pop("ranks", [])
     saved.update(ranks[distributed.rank()] if distributed.rank() < len(ranks) else {})
     restore(tr.model, saved.pop("model"), path, "model")

@@ -1,24 +1,36 @@
-"""One Hydra job: validate, claim (or resume) the run directory, train, record the outcome."""
+"""One Hydra job: validate, claim (or resume) the run directory, prepare, train, record the outcome.
+
+A run's record (config.yaml, status.json, metrics, checkpoints) only ever changes to a newer truthful state
+of that run: everything that can fail before training (the data, the model, the checkpoint, the metrics)
+is done before the status says `running`, and a failure there leaves the record as it was."""
 import os
 import time
+import traceback
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import OmegaConf
+from rich.markup import escape
 
 from ..config import resume_config, validate
+from ..console import log, log_renderable, run_log, say
 from ..errors import UserError, debug_enabled
-from ..console import console, err_console
-from ..track.status import CONFIG_FILE, read_status, write_status
+from ..files import remove_new_files
 from ..report.runs import load_runs
-from ..report.tables import print_table
+from ..report.tables import print_table, rich_table
+from ..track.status import CONFIG_FILE, KILLED, read_status, write_status
 from . import distributed
 from .checkpoint import checkpoint_paths
 from .interrupt import StopRequest
-from .loop import Diverged, Interrupted, train
+from .loop import Diverged, Interrupted, prepare, train
 
 # Exit codes of `resexp train` besides 0 (finished) and 2 (bad input).
 EXIT_FAILED, EXIT_DIVERGED = 1, 3
+LOG_FILE = "train.log"
+OVERRIDES_FILE = "overrides.yaml"
+# The keys `resume=RUN` may raise to train a run longer; nothing else of a run's config may change.
+LONGER = ("trainer.steps", "trainer.epochs")
 
 
 def _first_difference(a, b, prefix=""):
@@ -32,94 +44,175 @@ def _first_difference(a, b, prefix=""):
     return None if a == b else (prefix.rstrip("."), a, b)
 
 
-def claim_run_dir(cfg):
-    """(run directory, config to run). A directory that already holds a run is continued from its
-    latest checkpoint when its config is the same (a re-run sweep job, `resume=`), and refused
-    otherwise: nothing is ever overwritten."""
+def _given_longer() -> dict:
+    """The LONGER keys given on the command line, as typed values."""
+    given = {}
+    for line in HydraConfig.get().overrides.task:
+        key, _, value = line.partition("=")
+        if key in LONGER:
+            given[key] = int(value)  # checked to be a whole number before any job started
+    return given
+
+
+class Claim:
+    """The run directory a job trains in, what it held before and what the job will do with it."""
+
+    def __init__(self, run_dir: Path, cfg, previous: dict | None, longer: bool):
+        self.run_dir, self.cfg, self.previous, self.longer = run_dir, cfg, previous, longer
+        self.fresh = previous is None and not (run_dir / CONFIG_FILE).exists()
+
+
+def claim_run_dir(cfg) -> Claim:
+    """The run directory and the config to run; writes nothing. A directory that already holds a run is
+    continued when its config is the same (a re-run sweep job, `resume=`), or raised to more steps or epochs
+    (`resume=RUN trainer.steps=N`): from its newest intact checkpoint, or from step 0 when it has none (killed
+    before its first one); a run still training elsewhere, or a different run, is refused."""
+    longer = {}
     if cfg.resume:
         run_dir = Path(cfg.resume)
         cfg = OmegaConf.load(resume_config(run_dir))
+        longer = _given_longer()
+        for key, value in longer.items():
+            OmegaConf.update(cfg, key, value)
         validate(cfg)
     else:
         run_dir = Path(HydraConfig.get().runtime.output_dir)
-    if read_status(run_dir) is None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
-        OmegaConf.save(OmegaConf.create(list(HydraConfig.get().overrides.task)), run_dir / "overrides.yaml")
-        return run_dir, cfg
+    previous = read_status(run_dir)
+    if previous is None and not (run_dir / CONFIG_FILE).exists():
+        return Claim(run_dir, cfg, None, False)
     saved = OmegaConf.to_container(OmegaConf.load(run_dir / CONFIG_FILE))
+    if longer:
+        OmegaConf.update(saved := OmegaConf.create(saved), "trainer", cfg.trainer, merge=True)
+        saved = OmegaConf.to_container(saved)
     difference = _first_difference({**saved, "resume": None},
                                     {**OmegaConf.to_container(cfg, resolve=True), "resume": None})
     if difference:
         key, old, new = difference
         raise UserError(f"run directory {run_dir} already holds a different run ({key}={old!r}, not {new!r}); "
                         "choose another hydra.run.dir / hydra.sweep.dir, or resume it as it is")
-    if not checkpoint_paths(run_dir):
-        raise UserError(f"run directory {run_dir} already holds a run with no checkpoint to resume from; "
-                        "choose another hydra.run.dir / hydra.sweep.dir")
-    console.print(f"resuming {run_dir} from {checkpoint_paths(run_dir)[-1].name}", highlight=False)
-    return run_dir, cfg
+    previous = previous or {"status": "failed", "error": "no status file"}
+    total = cfg.trainer.steps
+    if longer and total and isinstance(previous.get("steps"), int) and total <= previous["steps"]:
+        raise UserError(f"{run_dir} has trained {previous['steps']} steps already; to train it longer give "
+                        f"trainer.steps=N, N > {previous['steps']}")
+    if previous["status"] == "running" and previous.get("pid") != os.getpid():
+        raise UserError(f"run directory {run_dir} is being trained by process {previous.get('pid')} on "
+                        f"{previous.get('host', 'this host')}; wait for it to end, or stop that process first")
+    return Claim(run_dir, cfg, previous, bool(longer))
 
 
-def record_failure(run_dir, cfg, message: str) -> None:
-    """Status `failed` with its one-line error. A job that failed before claiming its directory (its own
-    validation, say) records it in Hydra's output directory with its config, so a sweep lists it too,
-    unless that directory already holds a run: nothing is overwritten."""
-    if run_dir is None:
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
-        if cfg.get("resume") or read_status(run_dir) is not None or (run_dir / CONFIG_FILE).exists():
-            return
-        run_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
-        except Exception:  # noqa: BLE001  an unresolvable config is saved as written
-            OmegaConf.save(cfg, run_dir / CONFIG_FILE)
+def _announce(claim: Claim) -> list[str]:
+    """The lines that open a job's output: its run directory, unbroken, and what it continues."""
+    lines = [f"run directory: {escape(str(claim.run_dir.absolute()))}"]
+    if claim.previous is not None:
+        paths = checkpoint_paths(claim.run_dir)
+        was = claim.previous["status"] + (" (its process is gone)" if claim.previous["status"] == KILLED else "")
+        lines.append(f"resuming {escape(str(claim.run_dir))} ({was}) from {paths[-1].name}" if paths else
+                     f"restarting {escape(str(claim.run_dir))} ({was}, no checkpoint) from step 0")
+    for line in lines:
+        say(line)
+    return lines
+
+
+def _record_new_run(claim: Claim) -> None:
+    """config.yaml and overrides.yaml of a new run, or the config of a run trained longer."""
+    OmegaConf.save(claim.cfg, claim.run_dir / CONFIG_FILE, resolve=True)
+    if claim.fresh:
+        OmegaConf.save(OmegaConf.create(list(HydraConfig.get().overrides.task)), claim.run_dir / OVERRIDES_FILE)
+
+
+def _failed_before_training(claim: Claim | None, cfg, message: str) -> None:
+    """A job that failed before it trained: a run the directory already held keeps its record untouched. A
+    new single run leaves nothing behind (the directory Hydra made for it is removed when empty); a new
+    sweep job records `failed` with its one-line error and its config, so that the sweep lists it."""
+    run_dir = claim.run_dir if claim else Path(HydraConfig.get().runtime.output_dir)
+    if claim is not None and not claim.fresh or cfg.get("resume") or read_status(run_dir) is not None \
+            or (run_dir / CONFIG_FILE).exists():
+        return
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        remove_new_files(run_dir, (LOG_FILE,), Path.cwd())
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        OmegaConf.save(cfg, run_dir / CONFIG_FILE, resolve=True)
+    except Exception:  # noqa: BLE001  an unresolvable config is saved as written
+        OmegaConf.save(cfg, run_dir / CONFIG_FILE)
     write_status(run_dir, "failed", error=message)
+
+
+def _fail(e: Exception, claim: Claim | None, cfg, started: bool) -> int:
+    """Say why the job failed in one line (RESEXP_DEBUG=1: after its traceback) and record it: `failed`
+    once the run has started training, else as `_failed_before_training` says. Returns the exit code."""
+    if debug_enabled():
+        traceback.print_exc()
+    message = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}".splitlines()[0]
+    hint = "" if isinstance(e, UserError) or debug_enabled() else " (RESEXP_DEBUG=1 shows the traceback)"
+    say(f"[bold red]error:[/] {escape(message)}{hint}", err=True)
+    if started:
+        write_status(claim.run_dir, "failed", error=message)
+    else:
+        _failed_before_training(claim, cfg, message)
+    return 2 if isinstance(e, UserError) else EXIT_FAILED
 
 
 def run_job(cfg) -> int:
     """Run one training job and record its status; returns its exit code."""
-    run_dir = claimed = None
+    claim = claimed = None
     try:
         distributed.setup()
         try:
             validate(cfg)
-            run_dir, cfg = claim_run_dir(cfg)
-            claimed = (str(run_dir), OmegaConf.to_container(cfg, resolve=True))
+            claim = claim_run_dir(cfg)
+            if claim.previous and claim.previous["status"] == "finished" and not claim.longer:
+                say(f"{escape(str(claim.run_dir))} already finished ({claim.previous.get('steps')} steps); "
+                    f"left as it is (to train it longer: resexp train resume={escape(str(claim.run_dir))} "
+                    "trainer.steps=N)")
+                return 0
+            claimed = (str(claim.run_dir), OmegaConf.to_container(claim.cfg, resolve=True))
         finally:
             distributed.share(claimed)  # under torchrun the other ranks train this run, or stop on None
-        write_status(run_dir, "running", started=time.time(), pid=os.getpid())
-        with StopRequest() as stop:
-            result = train(cfg, run_dir, stop)
+        opening = _announce(claim)
+        prepared = prepare(claim.cfg, claim.run_dir)  # data, model, checkpoint, metrics: nothing written yet
+        if claim.longer and prepared.run.step >= prepared.tr.total_steps:
+            raise UserError(f"{claim.run_dir} has trained {prepared.run.step} steps already; to train it longer "
+                            f"give more than that (this config makes {prepared.tr.total_steps})")
+        if claim.fresh or claim.longer:
+            _record_new_run(claim)
+    except Exception as e:  # noqa: BLE001  failed before training: one line, the record as it was
+        return _fail(e, claim, cfg, started=False)
+    write_status(claim.run_dir, "running", started=time.time(), step=prepared.run.step,
+                 total_steps=prepared.tr.total_steps)
+    with run_log(claim.run_dir / LOG_FILE), StopRequest() as stop:
+        for line in opening:
+            log(line)
+        try:
+            return _train(claim.cfg, claim.run_dir, stop, prepared)
+        except Exception as e:  # noqa: BLE001  a failed run is recorded, not lost
+            return _fail(e, claim, claim.cfg, started=True)
+
+
+def _train(cfg, run_dir: Path, stop, prepared) -> int:
+    """Train the prepared run; record and say how it ended. Returns the exit code."""
+    try:
+        result = train(cfg, run_dir, stop, prepared)
     except Interrupted as e:
         write_status(run_dir, "interrupted", step=e.step)
         again = (f"torchrun --nproc_per_node={distributed.world_size()} -m resexp"
                  if distributed.world_size() > 1 else "resexp")
-        console.print(f"[magenta]interrupted[/] at step {e.step}, checkpoint saved; continue with:\n"
-                      f"  {again} train resume={run_dir}", highlight=False, soft_wrap=True)
+        say(f"[magenta]interrupted[/] at step {e.step}, checkpoint saved; continue with:")
+        say(f"  {again} train resume={escape(str(run_dir))}")
         raise SystemExit(128 + e.signum) from None
     except Diverged as e:
         last = e.row or {}
         write_status(run_dir, "diverged", step=e.step, final_test_error=last.get("test_error"),
                      final_train_error=last.get("train_error"), last_finite_step=last.get("step"))
-        console.print(f"[yellow]diverged[/]: non-finite or exploding loss or gradient at step {e.step}; "
-                      f"last finite metrics kept in {run_dir}", highlight=False, soft_wrap=True)
+        say(f"[yellow]diverged[/]: non-finite or exploding loss or gradient at step {e.step}; "
+            f"last finite metrics kept in {escape(str(run_dir))}")
         return EXIT_DIVERGED
-    except UserError as e:
-        if debug_enabled():
-            raise
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        record_failure(run_dir, cfg, str(e))
-        return 2
-    except Exception as e:  # a failed job is recorded, not lost; RESEXP_DEBUG=1 shows the traceback
-        if debug_enabled():
-            raise
-        message = f"{type(e).__name__}: {e}".splitlines()[0]
-        err_console.print(f"[bold red]error:[/] {message} (RESEXP_DEBUG=1 shows the traceback)", soft_wrap=True)
-        record_failure(run_dir, cfg, message)
-        return EXIT_FAILED
     write_status(run_dir, "finished", **result)
-    print_table(load_runs([run_dir]), f"run {run_dir}")
+    runs = load_runs([run_dir])
+    print_table(runs, f"run {run_dir}")
+    log_renderable(rich_table(runs, f"run {run_dir}", None, None))
     return 0
 
 

@@ -10,11 +10,12 @@ import torch
 
 from ..data import load_dataset
 from ..errors import UserError
-from ..models import count_parameters, model_from_config
+from ..models import count_parameters, label, model_from_config, model_options
 from ..paper import reference
 from ..track.logger import RunLogger
-from ..console import console
-from ..track.progress import training_progress
+from ..console import say
+from ..track.logger import read_metrics
+from ..track.progress import RunProgress
 from ..track.responses import RESPONSE_IMAGES, write_responses
 from . import distributed
 from .checkpoint import RunState, resume, save
@@ -172,26 +173,45 @@ def modes_line(modes: dict) -> str:
             f"{', torch.compile' if modes['compile'] else ''}")
 
 
-def train(cfg, run_dir: Path, stop=()) -> dict:
-    """Train one model as `cfg` says, logging into `run_dir` and continuing from its latest
-    checkpoint if it has one; returns the run's final numbers. `stop` turns true on a signal.
-    Under torchrun every rank calls this with the same run_dir; only rank 0 writes there."""
+@dataclass
+class Prepared:
+    """A run ready to train: built, restored from its newest intact checkpoint, its record read back. All of
+    it is done before the run's status says `running`, so a run that cannot continue keeps its record."""
+    tr: Training
+    run: RunState
+    kept: list  # the metrics rows up to the checkpoint's step
+
+
+def prepare(cfg, run_dir: Path) -> Prepared:
+    """Build the run's Training and restore it from `run_dir`'s newest intact checkpoint, if any; read the
+    metrics it keeps. Writes nothing."""
     tr = build_training(cfg)
+    run = resume(run_dir, tr)
+    kept = [row for row in read_metrics(run_dir) if row["step"] <= run.step] if run.step else []
+    return Prepared(tr, run, kept)
+
+
+def train(cfg, run_dir: Path, stop=(), prepared: Prepared | None = None) -> dict:
+    """Train one model as `cfg` says, logging into `run_dir` and continuing from its latest
+    checkpoint if it has one (`prepared`: already built and restored by `prepare`); returns the run's
+    final numbers. `stop` turns true on a signal.
+    Under torchrun every rank calls this with the same run_dir; only rank 0 writes there."""
+    prepared = prepared or prepare(cfg, run_dir)
+    tr, run, kept = prepared.tr, prepared.run, prepared.kept
     leader = distributed.is_leader()
     model, data, step, t = tr.model, tr.data, tr.step, cfg.trainer
-    run = resume(run_dir, tr)
     start = last_log_time = time.perf_counter()
     images_since_log = 0
     if leader:
-        console.print(modes_line(describe_modes(tr)), highlight=False, soft_wrap=True)
+        say(modes_line(describe_modes(tr)))
 
     def evaluate_split(split="test"):
         return evaluate(model, data, t.eval_batch_size, split, tr.modes["precision"], tr.modes["channels_last"])
 
-    logger = RunLogger(run_dir, resume_step=run.step) if leader else distributed.Silent()
-    with logger, training_progress() if leader else distributed.Silent() as progress:
-        task = progress.add_task(f"{cfg.model.name}-{cfg.depth}", total=tr.total_steps, completed=run.step,
-                                 epoch=f"{run.step / tr.steps_per_epoch:.1f}", loss="-", error="-", speed="-")
+    logger = RunLogger(run_dir, resume_step=run.step, kept=kept) if leader else distributed.Silent()
+    progress = (RunProgress(label(cfg.model.name, cfg.depth, model_options(cfg.model)), tr.total_steps, run.step,
+                            tr.steps_per_epoch) if leader else distributed.Silent())
+    with logger, progress:
         for done in range(run.step + 1, tr.total_steps + 1):
             read = tr.advance(done, bool(stop))
             images_since_log += t.batch_size
@@ -204,10 +224,9 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
                 logger.log_point(done, {"train/loss": loss_sum / seen, "train/error": 100 * wrong / seen,
                                         "train/lr": read.lr, "train/images_per_s": speed},
                                  step.grad_norms.tags, read.norms, t.profile_every)
-                progress.update(task, loss=f"{loss_sum / seen:.3f}", error=f"{100 * wrong / seen:.1f}%",
-                                speed=f"{speed:.0f}")
+                progress.log_point(done, loss_sum / seen, 100 * wrong / seen, speed)
                 images_since_log, last_log_time = 0, now
-            progress.update(task, advance=1, epoch=f"{done / tr.steps_per_epoch:.1f}")
+            progress.step(done)
             if done % tr.eval_every == 0 or done == tr.total_steps:
                 test_error, test_loss = evaluate_split()
                 loss_sum, wrong, seen = read.eval_totals
@@ -240,4 +259,4 @@ def train(cfg, run_dir: Path, stop=()) -> dict:
             "device": str(tr.device), "modes": describe_modes(tr),
             **({"final_val_error": row["val_error"]} if "val_error" in row else {}),
             **({"warmup_ended_at": tr.warmup.ended_at} if tr.warmup.ended_at else {}),
-            **reference(cfg.dataset.name, cfg.model.name, cfg.depth, cfg.model.shortcut, cfg.model)}
+            **reference(cfg.dataset.name, cfg.model.name, cfg.depth, cfg.model.get("shortcut"), cfg.model)}

@@ -1,0 +1,61 @@
+"""Places resexp writes to: checked before any work, claimed atomically, never overwritten."""
+import errno
+import os
+from pathlib import Path
+
+from .errors import UserError
+
+
+def check_writable(what: str, path) -> None:
+    """`path` (a directory, or a file to write) must be creatable: the nearest existing ancestor a writable
+    directory, and `path` itself, where it exists, writable. One line naming the place otherwise: `what`
+    and the absolute path (`--out /abs/dir`), or, for `what` ending in `=`, the value as given (`key=value`)."""
+    given = path
+    path = Path(path).absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if existing != path and not existing.is_dir():
+        raise UserError(f"{_place(what, given, path)} cannot be created: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK) or existing.is_dir() and not os.access(existing, os.X_OK):
+        where = "" if existing == path else f": {existing} is not writable"
+        raise UserError(f"{_place(what, given, path)} cannot be written{where or ' (read-only)'}; "
+                        "choose a place you can write to, or fix its permissions")
+
+
+def _place(what: str, given, path: Path) -> str:
+    return f"{what}{given}" if what.endswith("=") else f"{what} {path}"
+
+
+def claim_new_dir(path) -> Path:
+    """Create a new directory at `path`, or at `path-2`, `path-3`, ... when that name is taken: two commands
+    started in the same second get two directories (mkdir is atomic: only one of them can make a name)."""
+    path = Path(path)
+    check_writable("output directory", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise UserError(f"output directory {candidate} cannot be created: "
+                            f"{e.strerror or errno.errorcode.get(e.errno, e)}") from None
+    raise UserError(f"output directory {path}: 999 directories of that name exist; give --out")
+
+
+def remove_new_files(run_dir: Path, names, stop_at: Path) -> None:
+    """Undo a directory this process made for a job that failed before any work: remove the files it wrote
+    there (`names`), then the directory and its parents while they are empty, never `stop_at` or above it."""
+    run_dir, stop_at = Path(run_dir).absolute(), Path(stop_at).absolute()
+    for name in names:
+        (run_dir / name).unlink(missing_ok=True)
+    folder = run_dir
+    while folder != stop_at and stop_at in folder.parents:
+        try:
+            folder.rmdir()  # only an empty directory: anything else in it stays
+        except OSError:
+            return
+        folder = folder.parent

@@ -1,0 +1,273 @@
+"""A run you can trust, follow and recover (issue 23): no record lost by a failed attempt, dead runs shown
+and restarted, places checked before any work, runs followable, trained longer, bad input in one line."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from resexp.cli import main
+from resexp.files import claim_new_dir
+from resexp.track.status import read_status
+from resexp.train import checkpoint as ckpt
+from tests.conftest import TINY, refused
+
+
+def _run(tmp_path, name="run", *extra) -> Path:
+    assert main(["train", *TINY, f"hydra.run.dir={tmp_path / name}", *extra]) == 0
+    return tmp_path / name
+
+
+def _snapshot(run: Path) -> dict:
+    """Every file of a run directory and its bytes."""
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    return err
+
+
+# --- records are never rewritten by a failure (items 2, 3) ---
+
+def test_a_failed_attempt_to_train_a_finished_run_longer_leaves_its_record(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path)
+    latest = ckpt.checkpoint_paths(run)[-1]
+    latest.write_bytes(latest.read_bytes()[:1000])  # cut short
+    before = _snapshot(run)
+    capsys.readouterr()
+    assert main(["train", f"resume={run}", "trainer.epochs=2"]) == 2
+    assert f"checkpoint {latest} is corrupt or unreadable" in _one_error_line(capsys)
+    assert _snapshot(run) == before  # status (final errors, parameters, wall time), config, metrics as they were
+
+
+def test_a_cut_or_broken_metrics_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path, "run", "trainer.epochs=2", "trainer.eval_every=2")
+    metrics = run / "metrics.jsonl"
+    rows = metrics.read_text().splitlines()
+    metrics.write_text(rows[0] + "\n" + rows[1][:20] + "\n" + "\n".join(rows[2:]) + "\n")  # a broken middle row
+    before = _snapshot(run)
+    capsys.readouterr()
+    assert main(["train", f"resume={run}", "trainer.epochs=3"]) == 2
+    assert f"{metrics} line 2 is not a metrics row" in _one_error_line(capsys)
+    assert _snapshot(run) == before
+    metrics.write_text("\n".join(rows) + "\n" + rows[-1][:30])  # a last row cut by a kill mid-write
+    assert main(["train", f"resume={run}", "trainer.epochs=3"]) == 0
+    assert [json.loads(r)["step"] for r in metrics.read_text().splitlines()] == [2, 4, 6, 8, 10, 12]
+
+
+def test_a_rerun_of_a_finished_run_changes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path)
+    before = _snapshot(run)
+    assert main(["train", *TINY, f"hydra.run.dir={run}"]) == 0
+    assert main(["train", f"resume={run}"]) == 0
+    assert "already finished (4 steps); left as it is" in capsys.readouterr().out
+    assert _snapshot(run) == before  # no new wall time, no new event file
+
+
+def test_newest_corrupt_checkpoint_falls_back_to_the_older_intact_one(tmp_path, monkeypatch, capsys, tiny_runs):
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path, "run", "trainer.epochs=2")
+    older, newest = ckpt.checkpoint_paths(run)
+    newest.write_bytes(b"garbage")
+    capsys.readouterr()
+    assert main(["lesion", str(run), "--draws", "1", "--out", "lesion", "--json"]) == 0
+    assert json.loads((tmp_path / "lesion/lesion.json").read_text())[0]["checkpoint"] == older.name
+    assert f"checkpoint {newest} is corrupt or unreadable" in capsys.readouterr().err
+    assert main(["train", f"resume={run}", "trainer.epochs=3"]) == 0
+    assert f"resuming {run} (finished) from {newest.name}" in capsys.readouterr().out
+    assert read_status(run)["steps"] == 12
+
+
+def test_a_run_killed_before_its_first_checkpoint_shows_as_killed_and_runs_again(tmp_path, monkeypatch, capsys):
+    """What `kill -9` leaves before the first checkpoint: status `running` of a process that is gone, some
+    metrics and events, no checkpoint. Re-running the same command trains it from step 0."""
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path, "run", "trainer.eval_every=2")
+    for path in ckpt.checkpoint_paths(run):
+        path.unlink()
+    (run / "status.json").write_text(json.dumps({"status": "running", "pid": _dead_pid()}))
+    (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text().splitlines()[0] + "\n")
+    assert read_status(run)["status"] == "killed"
+    assert main(["status", str(tmp_path)]) == 0
+    assert "killed (process gone" in capsys.readouterr().out
+    assert main(["train", *TINY, "trainer.eval_every=2", f"hydra.run.dir={run}"]) == 0
+    assert "restarting" in capsys.readouterr().out
+    assert read_status(run)["status"] == "finished"
+    assert [json.loads(r)["step"] for r in (run / "metrics.jsonl").read_text().splitlines()] == [2, 4]
+
+
+def test_a_run_still_training_is_not_claimed_twice(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path)
+    (run / "status.json").write_text(json.dumps({"status": "running", "pid": os.getppid()}))
+    before = _snapshot(run)
+    assert main(["train", *TINY, f"hydra.run.dir={run}"]) == 2
+    assert "is being trained by process" in _one_error_line(capsys)
+    assert _snapshot(run) == before
+
+
+# --- report on a broken record (item 4) ---
+
+def test_report_reads_a_sweep_with_a_cut_metrics_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path, "sweep/0_a")
+    metrics = run / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"step": 8, "epo')
+    assert main(["report", str(tmp_path / "sweep")]) == 0
+
+
+# --- places checked before any work, claimed atomically (items 5, 6, 7) ---
+
+def _read_only(monkeypatch, path: Path) -> Path:
+    """`path` as a read-only directory (tests run as root too, where chmod would not stop a write)."""
+    path.mkdir(exist_ok=True)
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p).absolute() != path and real(p, mode, **kw))
+    return path
+
+
+@pytest.mark.parametrize("args", [["train", *TINY], ["train", "-m", *TINY, "depth=8,14"],
+                                  ["gradients", *TINY], ["bench", "--json", "x.json", "--depths", "8"]],
+                         ids=["train", "sweep", "gradients", "bench"])
+def test_a_read_only_working_directory_is_one_line_before_any_work(tmp_path, monkeypatch, capsys, args):
+    read_only = _read_only(monkeypatch, tmp_path / "ro")
+    monkeypatch.chdir(read_only)
+    from resexp import bench
+    monkeypatch.setattr(bench, "time_modes", lambda *a, **k: pytest.fail("benchmarked before checking --json"))
+    assert main(args) == 2
+    assert "cannot be written" in _one_error_line(capsys)
+    assert list(read_only.iterdir()) == []
+
+
+def test_report_into_a_read_only_run_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = _read_only(monkeypatch, _run(tmp_path))
+    before = _snapshot(run)
+    capsys.readouterr()
+    assert main(["report", str(run)]) == 2
+    assert f"report directory {run / 'report'} cannot be written: {run} is not writable" in _one_error_line(capsys)
+    assert _snapshot(run) == before
+
+
+def test_two_commands_in_the_same_second_get_two_directories(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(time, "strftime", lambda *a: "2026-01-01_00-00-00")
+    for _ in range(2):
+        assert main(["gradients", *TINY, "--json"]) == 0
+    assert sorted(p.name for p in (tmp_path / "runs/explain").iterdir()) == [
+        "gradients-2026-01-01_00-00-00", "gradients-2026-01-01_00-00-00-2"]
+    assert claim_new_dir(tmp_path / "x") != claim_new_dir(tmp_path / "x")
+
+
+def test_a_run_that_fails_before_any_work_leaves_no_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *TINY, "trainer.batch_size=512"]) == 2
+    assert "larger than the training split" in _one_error_line(capsys)
+    assert not (tmp_path / "runs").exists()
+
+
+# --- followable (item 8) ---
+
+def test_a_run_is_followable_from_a_pipe_and_its_log(tmp_path, resexp_cli):
+    result = resexp_cli("train", *TINY, "hydra.run.dir=a/run")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"run directory: {tmp_path / 'a/run'}"  # first, whole, however narrow the terminal
+    assert [line.split()[2] for line in lines if " step " in line] == ["2/4", "4/4"]
+    log = (tmp_path / "a/run/train.log").read_text()
+    assert log.startswith(lines[0]) and "resnet-8 step 4/4 epoch 1.0 loss" in log and "finished" in log
+
+
+# --- train longer (item 10) ---
+
+def test_train_a_finished_run_longer(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path)
+    assert main(["train", f"resume={run}", "trainer.epochs=3"]) == 0
+    status = read_status(run)
+    assert status["status"] == "finished" and status["steps"] == 12
+    assert [json.loads(r)["step"] for r in (run / "metrics.jsonl").read_text().splitlines()] == [4, 8, 12]
+    capsys.readouterr()
+    assert "does not train" in refused(capsys, "train", f"resume={run}", "trainer.epochs=2")
+    assert "drop the other overrides: depth=14" in refused(capsys, "train", f"resume={run}", "trainer.epochs=4",
+                                                          "depth=14")
+
+
+# --- bad input in one line (items 9, 10) ---
+
+@pytest.mark.parametrize("args,says", [
+    (["schedule.milestones=[0.9,0.5]"], "list them in increasing order"),
+    (["experiment=degradation_quick"], "add -m to run its sweep"),
+    (["modle=resnet"], "modle is not a config key; did you mean model?"),
+    (["trainer.stpes=3"], "did you mean trainer.steps?"),
+    (["model=resnt"], "did you mean resnet?"),
+])
+def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys, args, says):
+    monkeypatch.chdir(tmp_path)
+    assert says in refused(capsys, "train", *TINY, *args)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_lesion_refuses_a_net_without_deletable_blocks(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path, "dense", "model=densenet", "depth=40", "model.width=8", "model.growth=4")
+    capsys.readouterr()
+    assert "has no block that can be deleted" in refused(capsys, "lesion", str(run))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_command_line_itself(resexp_cli, monkeypatch):
+    bare = resexp_cli()
+    assert bare.returncode == 2 and "commands:" in bare.stderr
+    version = resexp_cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("resexp ")
+    monkeypatch.setenv("RESEXP_DEBUG", "1")
+    exe = os.path.join(os.path.dirname(sys.executable), "resexp")
+    debug = subprocess.run([exe, "train", "depth=21"], capture_output=True, text=True)
+    assert debug.returncode == 2 and "Traceback" in debug.stderr  # the traceback, the same exit code
+
+
+# --- the CPU is deterministic, for every family (item 1) ---
+
+# The smallest net of each family, narrow: every model config shipped in conf/model/ is here.
+SMALLEST = {"plain": ["depth=8"], "resnet": ["depth=8"], "preact_resnet": ["depth=8"], "highway": ["depth=8"],
+            "resnet_bottleneck": ["depth=11"], "preact_resnet_bottleneck": ["depth=11"],
+            "resnext": ["depth=11", "model.cardinality=2", "model.base_width=2"],
+            "densenet": ["depth=16", "model.growth=4"], "densenet_bc": ["depth=16", "model.growth=4"],
+            "vgg": ["depth=11"], "imagenet_plain": ["depth=18"], "imagenet_resnet": ["depth=18"],
+            "linear_deep": ["depth=8"]}
+
+
+def test_every_model_config_is_covered():
+    from resexp.config import group_options
+    assert sorted(SMALLEST) == group_options("model")
+
+
+@pytest.mark.parametrize("family", sorted(SMALLEST))
+def test_the_cpu_trains_every_family_the_same_twice(compose_cfg, tmp_path, family):
+    """Bit-identical weights from two runs of the same config on the CPU, in the layout `auto` picks there
+    (channels_last at width 8, where no strided 1x1 convolution has fewer than 8 channels)."""
+    import torch
+    from resexp.train.loop import train
+    cfg = compose_cfg(f"model={family}", *SMALLEST[family], "model.width=8", "trainer.batch_size=16",
+                      "dataset.image_size=16", "trainer.channels_last=auto", "trainer.log_every=1")
+    weights = []
+    for attempt in ("a", "b"):
+        (tmp_path / attempt).mkdir()
+        assert train(cfg, tmp_path / attempt)["modes"]["channels_last"]
+        weights.append(torch.load(ckpt.checkpoint_paths(tmp_path / attempt)[-1], weights_only=True)["model"])
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
