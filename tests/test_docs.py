@@ -38,7 +38,7 @@ def test_links_between_pages_and_pictures_lead_somewhere():
         for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
             if "://" in target:
                 continue
-            if not (page.parent / target).exists() and target != "docs/reliability.md":  # issue 23 writes it
+            if not (page.parent / target).exists():
                 broken.append(f"{page.name}: {target}")
     assert broken == []
 
