@@ -27,7 +27,7 @@ commands:
 # command -> (module, function): imported only when the command runs, so `resexp --help` starts fast.
 COMMANDS = {"train": ("sweep", "train"), "bench": ("bench", "main"), "doctor": ("doctor", "main"),
             "report": ("report.command", "report"), "compare": ("report.command", "compare"),
-            "status": ("track.overview", "main"),
+            "status": ("report.overview", "main"),
             **{name: (f"explain.{name}", "main") for name in ("describe", "gradients", "lesion", "landscape", "paths")}}
 
 

@@ -189,7 +189,7 @@ def test_a_run_is_followable_from_a_pipe_and_its_log(tmp_path, resexp_cli):
     assert lines[0] == f"run directory: {tmp_path / 'a/run'}"  # first, whole, however narrow the terminal
     assert [line.split()[2] for line in lines if " step " in line] == ["2/4", "4/4"]
     log = (tmp_path / "a/run/train.log").read_text()
-    assert log.startswith(lines[0]) and "resnet-8 step 4/4 epoch 1.0 loss" in log and "finished" in log
+    assert log.startswith(lines[0]) and "resnet8-A step 4/4 epoch 1.0 loss" in log and "finished" in log
 
 
 # --- train longer (item 10) ---

@@ -215,10 +215,10 @@ def main(args) -> int:
     check_positive(p, images=opts.images)
     device = pick_device(opts.device)
     runs = [(Path(run), *open_run(Path(run), "landscape")) for run in opts.runs]
-    out = output_dir(opts.out, "landscape", FILES)
     datasets = Datasets()
     for run, cfg, _ in runs:
         check_images(opts.images, run, datasets(cfg.dataset))
+    out = output_dir(opts.out, "landscape", FILES)  # claimed once every refusal has had its say
     models = [trained_model(cfg, checkpoint, datasets(cfg.dataset), device) for _, cfg, checkpoint in runs]
     with progress() as bar:
         results = [landscape_run(run, cfg, checkpoint, model, datasets(cfg.dataset), opts, device, bar)

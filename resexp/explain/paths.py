@@ -118,14 +118,19 @@ def effective_range(contribution: list[float], share: float) -> tuple[int, int]:
     return best
 
 
-def paths_run(run_dir: Path, cfg, checkpoint: Path, data, opts, device) -> dict:
-    start = time.perf_counter()
+def residual_model(run_dir: Path, cfg, checkpoint: Path, data, opts, device):
+    """The run's trained net and its residual blocks; one line for a net without any, or too few images."""
     model = trained_model(cfg, checkpoint, data, device).eval()
     blocks = residual_blocks(model)
     if not blocks:
         raise UserError(f"{run_dir} is {net_label(cfg)}, which has no residual blocks: there are no paths but one, "
                         "through every layer; paths needs a residual net")
     check_images(opts.images, run_dir, data)
+    return model, blocks
+
+
+def paths_run(run_dir: Path, cfg, checkpoint: Path, model, blocks, data, opts, device) -> dict:
+    start = time.perf_counter()
     n = len(blocks)
     batch = training_subset(data, opts.images, IMAGES, opts.seed, device)
     x = batch.normalize(batch.train_x).requires_grad_()
@@ -221,8 +226,10 @@ def main(args) -> int:
     device = pick_device(opts.device)
     run = Path(opts.run)
     cfg, checkpoint = open_run(run, "paths")
-    out = output_dir(opts.out, "paths", FILES)
-    result = paths_run(run, cfg, checkpoint, Datasets()(cfg.dataset), opts, device)
+    data = Datasets()(cfg.dataset)
+    model, blocks = residual_model(run, cfg, checkpoint, data, opts, device)
+    out = output_dir(opts.out, "paths", FILES)  # claimed once every refusal has had its say
+    result = paths_run(run, cfg, checkpoint, model, blocks, data, opts, device)
     text = save(out, result, FILES, lambda folder: figure(result, folder / FILES[0]))
     if opts.json:
         print(text)

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from ..console import console
 from ..errors import UserError
-from .status import KILLED, read_status
+from ..track.status import KILLED, read_status
 
 
 def _age(seconds: float) -> str:
@@ -24,7 +24,7 @@ def _error(value) -> str:
 
 def row(run_dir: Path, root: Path) -> list[str]:
     """One run's line: path, state, step/total, last test and train error, age of its last record."""
-    from .logger import read_metrics
+    from ..track.logger import read_metrics
     status = read_status(run_dir)
     try:
         metrics = read_metrics(run_dir)
@@ -45,7 +45,7 @@ def main(args) -> int:
     parser = argparse.ArgumentParser(prog="resexp status", description=__doc__.splitlines()[0])
     parser.add_argument("dir", nargs="?", default="runs", metavar="DIR", help="a run, a sweep or runs/ (default)")
     opts = parser.parse_args(args)
-    from ..report.runs import find_runs
+    from .runs import find_runs
     root = Path(opts.dir)
     runs = find_runs(root)
     table = Table(title=f"runs under {root}", caption="test/train: last evaluated error in %; age: since the "
