@@ -105,9 +105,9 @@ def test_imagenet_rows_carry_the_papers_top1(capsys):
 
 def test_models_pair_with_their_own_depths_and_vgg_says_its_layout(capsys):
     rows = describe_json(capsys, "model=vgg:11,resnet:8", "--image-size", "32")
-    assert [r["net"] for r in rows] == ["vgg-11 (cifar layout)", "resnet-8"]
+    assert [r["net"] for r in rows] == ["vgg11 (cifar layout)", "resnet8-A"]
     (imagenet,) = describe_json(capsys, "model=vgg", "depth=11", "model.layout=imagenet", "--image-size", "32")
-    assert imagenet["net"] == "vgg-11 (imagenet layout)"
+    assert imagenet["net"] == "vgg11 (imagenet layout)"
 
 
 @pytest.mark.parametrize("args,message", [
