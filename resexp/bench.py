@@ -89,8 +89,10 @@ def time_modes(cfgs: list, steps: int, warmup_steps: int) -> list[tuple[float, f
     return [(t.seconds / t.timed, m) for t, m in zip(timed, memory)]
 
 
-def preset_jobs(preset: str) -> list[tuple[str, int, int]]:
-    """(model, depth, steps) of every job of an experiment preset, from its own sweep parameters."""
+def preset_jobs(preset: str) -> list[tuple[str, int, int, int, int]]:
+    """(model, depth, steps, batch size, pixels per image side) of every job of an experiment preset,
+    from its own sweep parameters."""
+    from .data.cifar import SIDE
     from hydra import compose, initialize_config_module
     with initialize_config_module("resexp.conf", version_base="1.3"):
         cfg = compose("train", overrides=[f"+experiment={preset}"], return_hydra_config=True)
@@ -98,15 +100,18 @@ def preset_jobs(preset: str) -> list[tuple[str, int, int]]:
     jobs = []
     for overrides in sweep_jobs(params):
         job = compose_job([f"+experiment={preset}", *overrides])
-        jobs.append((job.model.name, job.depth, job.trainer.steps))
+        side = job.dataset.get("image_size") or SIDE  # CIFAR's files fix their size; other sets say theirs
+        jobs.append((job.model.name, job.depth, job.trainer.steps, job.trainer.batch_size, side))
     return jobs
 
 
-def project_hours(preset: str, seconds: dict) -> float | None:
-    """GPU-hours of a preset at the measured step times; depths not measured are interpolated (or
-    extrapolated) linearly in depth within their family, since a step's time grows with its layers."""
+def project_hours(preset: str, seconds: dict, batch: int, side: int) -> float | None:
+    """Hours of a preset at the step times measured at `batch` images of `side` x `side` pixels, scaled
+    to each job's own batch and image size (a step's work grows with its pixels); depths not measured
+    are interpolated (or extrapolated) linearly in depth within their family, since a step's time grows
+    with its layers."""
     total = 0.0
-    for model, depth, steps in preset_jobs(preset):
+    for model, depth, steps, job_batch, job_side in preset_jobs(preset):
         measured = sorted((d, s) for (m, d), s in seconds.items() if m == model)
         if len(measured) < 2 and depth not in dict(measured):
             return None
@@ -115,7 +120,7 @@ def project_hours(preset: str, seconds: dict) -> float | None:
         else:
             (d0, s0), (d1, s1) = measured[0], measured[-1]
             per_step = max(s0 + (s1 - s0) * (depth - d0) / (d1 - d0), min(s for _, s in measured))
-        total += steps * per_step
+        total += steps * per_step * (job_batch * job_side ** 2) / (batch * side ** 2)
     return total / 3600
 
 
@@ -167,7 +172,7 @@ def main(args) -> int:
     projections = {}
     for mode in modes:
         seconds = {(r["model"], r["depth"]): r["ms_per_step"] / 1000 for r in results if r["mode"] == mode}
-        projections[mode] = {p: project_hours(p, seconds) for p in PRESETS}
+        projections[mode] = {p: project_hours(p, seconds, opts.batch_size, opts.image_size) for p in PRESETS}
 
     table = Table(title=f"training step on {device_name}", caption=f"batch {opts.batch_size}, "
                   f"{opts.image_size}x{opts.image_size}; mode: engine-precision[-cl = channels_last]")
@@ -177,8 +182,10 @@ def main(args) -> int:
         table.add_row(r["mode"], r["model"], str(r["depth"]), f"{r['ms_per_step']:.1f}", f"{r['images_per_s']:,.0f}",
                       *([f"{r['peak_memory_gib']:.2f}"] if cuda else []))
     console.print(table)
-    hours = Table(title="hours the paper's presets would take here", caption="depths not measured: "
-                  "linear in depth through the shallowest and deepest measured")
+    hours = Table(title="hours the paper's presets would take here", caption=f"measured at batch "
+                  f"{opts.batch_size}, {opts.image_size}x{opts.image_size}; scaled by pixels per step to each "
+                  "preset's own batch and image size; depths not measured: linear in depth through the "
+                  "shallowest and deepest measured")
     for column in ("mode", *PRESETS):
         hours.add_column(column, justify="left" if column == "mode" else "right", no_wrap=True)
     for mode, by_preset in projections.items():

@@ -33,12 +33,13 @@ def test_train_subprocess_writes_run_dir_with_tensorboard_tags(tmp_path, resexp_
     assert 0 <= rows[0]["test_error"] <= 100
     events = EventAccumulator(str(run), size_guidance={"scalars": 0}).Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"train/error", "train/loss", "test/error", "test/loss", "lr", "throughput/images_per_s"} <= tags
-    grad_tags = sorted(t for t in tags if t.startswith("grad_norm/"))
+    assert {"train/error", "train/loss", "test/error", "test/loss", "train/lr", "train/images_per_s"} <= tags
+    grad_tags = sorted(t for t in tags if t.startswith("weight_grad_norm/"))
     # resnet-8: conv1, 3 stages x 1 block x 2 convs, fc = 8 weighted layers (option A has no projections).
-    assert grad_tags[0] == "grad_norm/000_conv1" and grad_tags[-1] == "grad_norm/007_fc"
+    assert grad_tags[0] == "weight_grad_norm/000_conv1" and grad_tags[-1] == "weight_grad_norm/007_fc"
     assert len(grad_tags) == 8
-    assert [e.step for e in events.Scalars("grad_norm/000_conv1")] == [2, 4]  # every log_every=2 steps
+    assert [e.step for e in events.Scalars("weight_grad_norm/000_conv1")] == [2, 4]  # every log_every=2 steps
+    assert [e.step for e in events.Scalars("train/error")] == [2, 4]  # the training curve too
     assert events.Scalars("test/error")[0].value == pytest.approx(rows[0]["test_error"])
     assert "finished" in result.stdout
 

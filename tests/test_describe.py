@@ -103,7 +103,16 @@ def test_imagenet_rows_carry_the_papers_top1(capsys):
                                                                          "imagenet_plain18": 27.94}
 
 
+def test_models_pair_with_their_own_depths_and_vgg_says_its_layout(capsys):
+    rows = describe_json(capsys, "model=vgg:11,resnet:8", "--image-size", "32")
+    assert [r["net"] for r in rows] == ["vgg11 (cifar layout)", "resnet8-A"]
+    (imagenet,) = describe_json(capsys, "model=vgg", "depth=11", "model.layout=imagenet", "--image-size", "32")
+    assert imagenet["net"] == "vgg11 (imagenet layout)"
+
+
 @pytest.mark.parametrize("args,message", [
+    (["model=vgg:11,resnet:8", "depth=20"], "gives each model its depth; leave out depth="),
+    (["model=vgg:11,resnet"], "resnet has no depth; write model:depth"),
     (["depth=21"], "depth=21 is not of the form 6n+2"),
     (["--image-size", "0"], "--image-size 0 is invalid; it must be a positive integer"),
     (["--image-size", "big"], "invalid int value: 'big'"),

@@ -98,7 +98,7 @@ def test_sigterm_to_one_rank_checkpoints_and_the_run_resumes(tmp_path):
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert json.loads((run / "status.json").read_text())["status"] == "finished"
-    assert [s for s, _ in scalar_steps(run, "lr")] == list(range(2, 401, 2))  # each log point once
+    assert [s for s, _ in scalar_steps(run, "train/lr")] == list(range(2, 401, 2))  # each log point once
     assert len(list(run.rglob("events.out.tfevents.*"))) == 2  # one per session (rank 0's), as one process makes
 
 

@@ -25,7 +25,7 @@ def test_tiny_grid_table_json_and_picture(tmp_path, capsys, monkeypatch):
                                         "resnet8-A norm=none"]
     for r in rows:
         assert r["net"].split()[0] in out and f"{r['first_last_ratio']:.2e}" in out
-        # conv1, 3 stages x 1 block x 2 convs, fc: the 8 layers of training's grad_norm/NNN_<layer> tags.
+        # conv1, 3 stages x 1 block x 2 convs, fc: the 8 layers of training's weight_grad_norm/NNN_<layer> tags.
         assert r["layers"][0] == "000_conv1" and r["layers"][-1] == "007_fc" and len(r["layers"]) == 8
         assert len(r["grad_norm"]) == len(r["activation_std"]) == 8
         assert all(g > 0 for g in r["grad_norm"])
@@ -50,7 +50,7 @@ def test_gradient_norms_equal_the_first_training_step(tmp_path, capsys, monkeypa
     assert main(["gradients", *config, "--json", "--out", "g"]) == 0
     (row,) = json.loads((tmp_path / "g/gradients.json").read_text())
     events = EventAccumulator("run", size_guidance={"scalars": 0}).Reload()
-    logged = [events.Scalars(f"grad_norm/{layer}")[0] for layer in row["layers"]]
+    logged = [events.Scalars(f"weight_grad_norm/{layer}")[0] for layer in row["layers"]]
     assert all(e.step == 1 for e in logged)
     assert [e.value for e in logged] == pytest.approx(row["grad_norm"], rel=1e-5)
 

@@ -17,7 +17,8 @@ from resexp.report.tables import reference_lines, rich_table
 from resexp.train.loop import train
 from tests.fakes import fake_cifar
 
-README = Path(__file__).parent.parent / "README.md"
+# README and the docs pages, where the papers' numbers are quoted (docs/papers.md holds most of them).
+PAGES = [Path(__file__).parent.parent / "README.md", *sorted((Path(__file__).parent.parent / "docs").glob("*.md"))]
 
 
 @cache
@@ -164,7 +165,7 @@ def test_summary_prints_fail_and_each_reference_with_its_statistic():
                                "(mean 6.61±0.16); also 6.61: ") and line.endswith("median of 5 runs") for line in lines)
 
 
-# Numbers README quotes as a paper's: the cells of every table column headed by a paper, and the figures
+# Numbers README and docs/ quote as a paper's: the cells of every table column headed by a paper, and the figures
 # of any sentence that says "He et al. ... report".
 PAPER_COLUMN = re.compile(r"paper|he et al\.|torchvision|published", re.I)
 NUMBER = re.compile(r"(?<![\w.])\d+\.\d+")
@@ -173,7 +174,7 @@ NUMBER = re.compile(r"(?<![\w.])\d+\.\d+")
 def readme_papers_numbers() -> list[tuple[str, float]]:
     quoted = []
     headers = None
-    for line in README.read_text().splitlines():
+    for line in (line for page in PAGES for line in page.read_text().splitlines()):
         if not line.startswith("|"):
             headers = None
             if re.search(r"et al\. 20\d\d[a-z]? (report|print|give)", line):
@@ -188,12 +189,12 @@ def readme_papers_numbers() -> list[tuple[str, float]]:
     return quoted
 
 
-def test_every_number_readme_quotes_from_a_paper_is_paper_pys():
+def test_every_number_the_docs_quote_from_a_paper_is_paper_pys():
     from resexp.paper import HE_2015_MULT_ADDS, TORCHVISION_MULT_ADDS
     known = {x for p in PUBLISHED for x in (p.error, p.mean, p.std) if isinstance(x, float)}
     known |= set(HE_2015_MULT_ADDS.values()) | set(TORCHVISION_MULT_ADDS.values())
     quoted = readme_papers_numbers()
-    assert len(quoted) > 30  # the README's paper tables are found
+    assert len(quoted) > 30  # the papers' tables are found
     assert [(where, n) for where, n in quoted if n not in known] == []
 
 

@@ -64,7 +64,7 @@ def test_resumed_run_matches_uninterrupted_step_for_step(compose_cfg, tmp_path, 
     if device != ["device=cpu"]:  # the graph was captured again after the resume, not silently skipped
         assert resumed["modes"]["cuda_graph"] in ("captured", "emulated: captured")
     assert rows(parts) == rows(whole) and [r["step"] for r in rows(parts)] == [3, 6, 8]
-    for tag in ("train/loss", "grad_norm/000_conv1", "test/error"):
+    for tag in ("train/loss", "weight_grad_norm/000_conv1", "test/error"):
         assert scalar_steps(parts, tag) == scalar_steps(whole, tag)  # one curve, no duplicated steps
 
 
@@ -165,7 +165,7 @@ def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint(tmp_path, res
     assert resumed.returncode == 0, resumed.stderr
     assert f"step_{saved_step:08d}.pt" in resumed.stdout
     assert json.loads((run / "status.json").read_text())["status"] == "finished"
-    steps = [s for s, _ in scalar_steps(run, "lr")]
+    steps = [s for s, _ in scalar_steps(run, "train/lr")]
     assert steps == list(range(1, 161))  # every step logged exactly once
     assert [r["step"] for r in rows(run)] == list(range(4, 161, 4))
 

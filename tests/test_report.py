@@ -77,19 +77,20 @@ def test_finished_run_has_hparams_in_its_own_event_file(sweep):
     content = events.PluginTagToContent("hparams")
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hparams = session.session_start_info.hparams
+    # what identifies the run, typed, then the swept keys; not the whole config
     assert hparams["model.name"].string_value == "resnet" and hparams["depth"].number_value == 14
+    assert "dataset.augment.crop_padding" not in hparams and "trainer.eval_batch_size" not in hparams
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    columns = [h.name for h in experiment.hparam_infos]  # HPARAMS' columns, in this order
+    assert columns[:5] == ["model.name", "depth", "model.shortcut", "dataset.name", "seed"] and "trainer.epochs" in columns
+    assert [m.name.tag for m in experiment.metric_infos] == ["test/error", "train/error"]  # the curves' own tags
     status = json.loads((run / "status.json").read_text())
-    (final,) = events.Scalars("final/test_error")
-    assert final.value == pytest.approx(status["final_test_error"]) and final.step == status["steps"]
+    assert events.Scalars("test/error")[-1].value == pytest.approx(status["final_test_error"])
+    assert not [t for t in events.Tags()["scalars"] if t.startswith("final/")]  # no single-point charts
 
 
-def test_sweep_dir_has_custom_scalars_layout(sweep):
-    events = EventAccumulator(str(sweep)).Reload()
-    (config,) = events.Tensors(cs_metadata.CONFIG_SUMMARY_TAG)
-    layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
-    charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
-    assert charts["test/error"] == [r"^test/error$"] and charts["train/error"] == [r"^train/error$"]
-    assert charts["train and test error (Fig. 6)"] == [r"^(train|test)/error$"]
+def test_sweep_dir_is_no_tensorboard_run(sweep):
+    assert not list(sweep.glob("events.out.tfevents.*"))
 
 
 def test_compare_prints_hand_picked_runs(sweep, capsys):
@@ -146,7 +147,43 @@ def test_keys_swept_within_a_family_and_depth_split_rows_and_panels(sweep, tmp_p
     assert float(plain8["tanh"]["test_error_mean"]) == 50.0 and plain8["tanh"]["status"] == "finished"
     assert float(plain8["relu"]["test_error_mean"]) == json.loads((root / "0_plain8" / "status.json").read_text())[
         "final_test_error"]
-    assert {r["series"] for r in load_runs([root])} == {
-        "plain, model.activation=relu", "plain, model.activation=tanh", "resnet-A, model.activation=relu"}
+    assert {r["series"] for r in load_runs([root])} == {"plain", "plain act=tanh", "resnet-A"}  # relu: most runs
     with Image.open(root / "report" / "degradation.png") as image:
         assert image.size == FIGURES["degradation.png"]  # three panels, one row
+
+
+@pytest.mark.filterwarnings("error")  # no matplotlib warning leaks out of a report
+def test_many_mixed_runs_stay_readable_at_80_columns(sweep, tmp_path):
+    """Sixteen kinds of runs with long names, one of them twice with only housekeeping changed: the
+    80-column table keeps status and errors whole, housekeeping never makes a row, and the figure of
+    curves splits into files of at most nine panels."""
+    from rich.console import Console
+    from resexp.report import figures
+    from resexp.report.tables import rich_table
+    root = tmp_path / "runs"
+    kinds = [f"activation: {a}" for a in ("tanh", "gelu", "elu", "silu", "sigmoid", "prelu", "leaky_relu")]
+    kinds += [f"init: {i}" for i in ("xavier", "orthogonal", "kaiming_uniform")]
+    for i, kind in enumerate(kinds):
+        for base in ("0_plain8", "1_resnet8-A"):
+            run = root / f"{i}_{base}_a_very_long_run_name_that_says_what_was_overridden_{kind.split()[1]}"
+            shutil.copytree(sweep / base, run, ignore=shutil.ignore_patterns("report"))
+            config = (run / "config.yaml").read_text()
+            (run / "config.yaml").write_text(config.replace("activation: relu", kind) if "activation" in kind
+                                             else config.replace("init: kaiming_normal", kind))
+    twin = root / "99_plain8_log_every=5"
+    shutil.copytree(sweep / "0_plain8", twin, ignore=shutil.ignore_patterns("report"))
+    (twin / "config.yaml").write_text((twin / "config.yaml").read_text().replace("log_every: 2", "log_every: 5"))
+    runs = load_runs([root, sweep / "0_plain8"])
+    console = Console(width=80, record=True)
+    console.print(rich_table(runs, "report", console))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert text.count("2 finished") == 1  # the housekeeping twin shares the plain-8 row
+    status = json.loads((sweep / "1_resnet8-A" / "status.json").read_text())
+    assert f"{status['final_test_error']:.2f}" in text and "finished" in text
+    assert "log_every" not in text
+    pages = figures.degradation(runs, tmp_path / "degradation.png")
+    assert [p.name for p in pages] == ["degradation.png", "degradation_2.png", "degradation_3.png"]  # 21 series
+    for page in pages:
+        with Image.open(page) as image:
+            assert image.size[0] == 1800 and image.size[1] <= 2250

@@ -144,6 +144,7 @@ def test_bench_times_each_mode_and_projects_the_presets(tmp_path, capsys):
         assert report["projected_hours"][mode]["cifar10_table6"] > 0  # up to ResNet-1202
     text = capsys.readouterr().out
     assert "eager-fp32-cl" in text and "cifar10_fig6" in text
+    assert "measured at batch 4, 8x8; scaled by pixels per step" in " ".join(text.split())
 
 
 def test_bench_refuses_a_bad_mode(capsys):

@@ -90,15 +90,17 @@ def test_profile_image_and_stage_charts_are_in_the_event_file(activation_sweep):
     _, sweep = activation_sweep
     run = sweep / "0_resnet8-A_act=relu"
     events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0}).Reload()
-    images = events.Images("grad_norm/profile")
+    images = events.Images("weight_grad/profile")
     assert [i.step for i in images] == [2, 4]  # trainer.profile_every=2, 4 steps
     assert images[0].encoded_image_string.startswith(b"\x89PNG") and (images[0].width, images[0].height) == (480, 240)
-    assert len([t for t in events.Tags()["scalars"] if t.startswith("grad_norm/")]) == 8  # the scalars stay
+    assert len([t for t in events.Tags()["scalars"] if t.startswith("weight_grad_norm/")]) == 8  # the scalars stay
     (config,) = events.Tensors(cs_metadata.CONFIG_SUMMARY_TAG)
     layout = layout_pb2.Layout.FromString(config.tensor_proto.string_val[0])
     charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
-    assert list(charts) == ["conv1", "stage1", "stage2", "stage3", "fc"]
-    assert charts["stage2"] == [r"^grad_norm/\d+_stage2(\.|$)"]
+    assert list(charts)[-5:] == ["conv1", "stage1", "stage2", "stage3", "fc"]
+    assert charts["stage2"] == [r"^weight_grad_norm/\d+_stage2(\.|$)"]
+    assert charts["train and test error (Fig. 6)"] == [r"^(train|test)/error$"]  # the curves, in every run
+    assert not list(sweep.glob("events.out.tfevents.*"))  # the sweep directory is no run of its own
 
 
 def test_a_job_failing_mid_sweep_is_listed_and_the_sweep_fails(tmp_path, monkeypatch, capsys):

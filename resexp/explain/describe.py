@@ -12,6 +12,7 @@ from rich.table import Table
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..errors import UserError
 from ..models import count_parameters, model_from_config
 from ..models.parts import weighted_layers
 from ..paper import published
@@ -120,6 +121,24 @@ def table(results: list[dict]) -> Table:
     return t
 
 
+def paired(overrides: list[str]) -> list[list[str]]:
+    """`model=vgg:19,imagenet_resnet:152` pairs each model with its own depth (a list of models crossed
+    with a list of depths would ask for VGG-152): one set of overrides per pair, the others shared."""
+    pairs = [o for o in overrides if o.startswith("model=") and ":" in o]
+    if not pairs:
+        return [overrides]
+    rest = [o for o in overrides if o not in pairs]
+    if any(o.startswith("depth=") for o in rest):
+        raise UserError(f"{pairs[0]} gives each model its depth; leave out depth=")
+    out = []
+    for item in pairs[0].removeprefix("model=").split(","):
+        model, _, depth = item.partition(":")
+        if not depth:
+            raise UserError(f"{pairs[0]}: {item} has no depth; write model:depth, e.g. vgg:19")
+        out.append([*rest, f"model={model}", f"depth={depth}"])
+    return out
+
+
 def main(args) -> int:
     p = parser("describe", __doc__.splitlines()[0])
     p.add_argument("--image-size", type=int, metavar="N",
@@ -130,7 +149,7 @@ def main(args) -> int:
     for flag, value in (("--image-size", opts.image_size), ("--classes", opts.classes)):
         if value is not None and value < 1:
             p.error(f"{flag} {value} is invalid; it must be a positive integer")
-    jobs = nets(opts.overrides)
+    jobs = [job for overrides in paired(opts.overrides) for job in nets(overrides)]
     datasets = Datasets()
     results = []
     for label, cfg in jobs:
@@ -140,7 +159,9 @@ def main(args) -> int:
             height = width = opts.image_size
         result = describe_net(cfg, (channels, height, width), opts.classes or data.num_classes)
         imagenet = published("imagenet", cfg.model.name, cfg.depth, cfg.model.get("shortcut"), cfg.model)
-        results.append({"net": label, **result, **({"paper_top1": imagenet[0].error} if imagenet else {})})
+        layout = cfg.model.get("layout")  # a family with two layouts (vgg) says which one the row is
+        results.append({"net": f"{label} ({layout} layout)" if layout and "layout" not in label else label, **result,
+                        **({"paper_top1": imagenet[0].error} if imagenet else {})})
     if opts.json:
         print(json.dumps(results, indent=1))
     else:

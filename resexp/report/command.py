@@ -38,12 +38,12 @@ def report(args) -> int:
     check_writable("report directory", out)
     title = f"report {root}"
     _write_tables(runs, out, root, title)
-    figures.degradation(runs, out / "degradation.png")
+    pages = figures.degradation(runs, out / "degradation.png")
     figures.depth(runs, out / "depth.png")
     figures.grad_norms(runs, out / "grad_norms.png")
     drew_responses = figures.responses(runs, out / "responses.png")
     tables.print_table(runs, title)
-    console.print(f"wrote {out}/: summary.md summary.csv runs.csv degradation.png depth.png grad_norms.png"
+    console.print(f"wrote {out}/: summary.md summary.csv runs.csv {' '.join(p.name for p in pages)} depth.png grad_norms.png"
                   + (" responses.png" if drew_responses else ""), highlight=False, soft_wrap=True)
     return 0
 

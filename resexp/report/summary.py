@@ -29,11 +29,9 @@ def all_finished(sweep_dir) -> bool:
 
 class SweepSummary(Callback):
     """At the end of a multirun (in the process that launched it, whatever the launcher), one table of
-    all its jobs and the TensorBoard layout of the sweep."""
+    all its jobs. (TensorBoard's layout is in every run, so the sweep directory holds no run of its own.)"""
 
     def on_multirun_end(self, config, **kwargs) -> None:
         from .tables import print_table
         sweep_dir = Path(config.hydra.sweep.dir)
         print_table(sweep_runs(sweep_dir), f"sweep {sweep_dir}")
-        from ..track.logger import write_sweep_layout  # torch is imported only once a sweep has run
-        write_sweep_layout(sweep_dir)

@@ -5,6 +5,7 @@ table), summary.md, summary.csv and runs.csv. Means are over the finished runs o
 interrupted and running runs are counted in the status column.
 """
 import csv
+import re
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -124,7 +125,7 @@ def display_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     _, groups = configurations(runs)
     paper = any(r["paper_test_error"] is not None for r in rows)
     val = any(r["val_error_mean"] is not None for r in rows)
-    headers = ["run", "family", "depth", *(short_key(k) for k in extra), "status", "test %", "train %",
+    headers = ["run", "family", "depth", *key_headers(extra), "status", "test %", "train %",
                *(["val %"] if val else []), "best test %", "params", *(["paper %", "diff"] if paper else []), "time s"]
     out = []
     for row, group in zip(rows, groups):
@@ -139,16 +140,57 @@ def display_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     return headers, out
 
 
+def key_headers(keys: list[str]) -> list[str]:
+    """Column heads of the swept keys: the short name (act for model.activation), a group's choice by the
+    group (dataset for dataset.name), the whole key where two would read alike."""
+    shorts = [k.rsplit(".", 1)[0] if k.endswith(".name") else short_key(k) for k in keys]
+    return [s if shorts.count(s) == 1 else k for k, s in zip(keys, shorts)]
+
+
+def short_run_names(names: list[str]) -> list[str]:
+    """Each run name cut to its first part (a sweep job's number, a single run's time), or as much of it
+    as keeps the names apart; the other columns say the rest."""
+    for parts in range(1, max((n.count("_") + 1 for n in names), default=1) + 1):
+        short = ["_".join(n.split("_")[:parts]) for n in names]
+        if len(set(short)) == len(set(names)):
+            return short
+    return names
+
+
+def settings(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """Per row, `key=value` for each swept key whose value there is not the key's most common one: what
+    sets the row apart, in a few words."""
+    common = [Counter(row[i] for row in rows).most_common(1)[0][0] for i in range(len(headers))] if rows else []
+    return [" ".join(f"{h}={v}" for h, v, c in zip(headers, row, common) if v != c) for row in rows]
+
+
 def rich_table(runs: list[dict], title: str, console=None, caption=None) -> Table:
-    """The summary table; on `console` it is as wide as fits: the DROPPABLE columns go, in order, until
-    it does, while the identifying and error columns keep their whole width. Only when those alone are
-    too wide does the run name go too (family, depth and swept keys still tell the rows apart)."""
+    """The summary table; on `console` it is as wide as fits, keeping the run, status and error columns
+    whole: first the DROPPABLE columns go, in order; then run names are cut to their first part (the
+    job number or time) and the seed counts leave the error cells (the status column has them); then
+    the swept keys give way to a `set` column of letters, each explained under the table by the keys
+    that are not at their most common value; last the run column goes."""
     headers, rows = display_rows(runs)
-    keep = list(headers)
-    for header in (None, *DROPPABLE, "run"):
-        if header in keep:
-            keep.remove(header)
-        table = _table(headers, rows, keep, title, caption)
+    first, last = 3, headers.index("status")
+    extra = headers[first:last]
+    narrow = [[name, *(re.sub(r" \(\d+\)$", "", cell) for cell in row[1:])]
+              for name, row in zip(short_run_names([row[0] for row in rows]), rows)]
+    letters = {}
+    for setting in settings(extra, [row[first:last] for row in rows]):
+        if setting:
+            letters.setdefault(setting, chr(ord("a") + len(letters) % 26))
+    lettered = [[*row[:first], *([letters.get(setting, "")] if extra else []), *row[last:]]
+                for row, setting in zip(narrow, settings(extra, [row[first:last] for row in rows]))]
+    lettered_headers = [*headers[:first], *(["set"] if extra else []), *headers[last:]]
+    legend = "\n".join(f"{letter}: {setting}" for setting, letter in letters.items())
+    keep = [h for h in headers if h not in DROPPABLE]
+    lettered_keep = [h for h in lettered_headers if h not in DROPPABLE]
+    tries = [(headers, rows, [h for h in headers if h not in DROPPABLE[:n]], caption) for n in range(len(DROPPABLE) + 1)]
+    lettered_caption = "\n".join(c for c in (caption, legend) if c)
+    tries += [(headers, narrow, keep, caption), (lettered_headers, lettered, lettered_keep, lettered_caption),
+              (lettered_headers, lettered, [h for h in lettered_keep if h != "run"], lettered_caption)]
+    for heads, cells, keep, note in tries:
+        table = _table(heads, cells, keep, title, note)
         wide = console.options.update_width(10_000) if console else None  # measure unclamped
         if console is None or console.measure(table, options=wide).maximum <= console.width:
             break

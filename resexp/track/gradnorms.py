@@ -4,13 +4,13 @@ from torch import nn
 
 
 class GradNorms:
-    """Tags `grad_norm/<NNN>_<layer>`, NNN the layer's zero-padded depth index (so tags sort by depth)."""
+    """Tags `weight_grad_norm/<NNN>_<layer>`, NNN the layer's zero-padded depth index (so tags sort by depth)."""
 
     def __init__(self, model: nn.Module):
         layers = [(name, m.weight) for name, m in model.named_modules()
                   if isinstance(m, (nn.Conv2d, nn.Linear))]
         digits = max(3, len(str(len(layers) - 1)))
-        self.tags = [f"grad_norm/{i:0{digits}d}_{name}" for i, (name, _) in enumerate(layers)]
+        self.tags = [f"weight_grad_norm/{i:0{digits}d}_{name}" for i, (name, _) in enumerate(layers)]
         self.weights = [w for _, w in layers]
 
     def compute(self) -> torch.Tensor:

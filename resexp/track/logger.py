@@ -1,11 +1,17 @@
 """A run's record: TensorBoard scalars and one metrics row per evaluation (metrics.jsonl), and the
-per-layer gradient-norm profile as one picture per log step."""
+per-layer gradient-norm profile as one picture per log step.
+
+Tags are named for TensorBoard's TIME SERIES tab, which sorts groups by name: `test/*` and `train/*`
+(the curves, lr and speed) come first, `val/*` next, then the profile image `weight_grad/profile`, and
+the per-layer `weight_grad_norm/NNN_<layer>` scalars last, for tools; people see those as per-stage
+charts (CUSTOM SCALARS) and as the profile image."""
 import json
 import math
 import re
 import time
 from pathlib import Path
 
+import yaml
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
@@ -31,41 +37,47 @@ class RunLogger:
             kept = kept if kept is not None else [row for row in read_metrics(run_dir) if row["step"] <= resume_step]
             (run_dir / METRICS_FILE).write_text("".join(json.dumps(row) + "\n" for row in kept))
         self.metrics = open(run_dir / METRICS_FILE, "a")
+        self.run_dir = Path(run_dir)
         self.profile = None  # the gradient-profile figure, made at its first use and redrawn after
+        self.layout_written = False
 
-    def gradient_profile(self, step: int, tags: list[str], norms, every) -> None:
-        """Every `every` steps (None: never), the per-layer gradient norms as one image (`grad_norm/profile`:
-        norm vs layer index, log scale; TensorBoard's step slider shows it evolve), beside the scalars.
-        The first call also writes a custom-scalars chart per stage (top-level module) of the net."""
-        if not every or step % every:
-            return
-        if self.profile is None:
-            self.profile = GradientProfile(tags)
-            self.writer.add_custom_scalars(stage_layout(tags))
-        self.writer.add_figure(PROFILE_TAG, self.profile.draw(step, list(norms)), step, close=False)
+    def log_point(self, step: int, values: dict, tags: list[str], norms, profile_every) -> None:
+        """A log step's scalars (`values`: the training curves since the last log point, lr, speed), the
+        per-layer gradient norms, and every `profile_every` steps (None: never) the same norms as one image
+        (`weight_grad/profile`: norm vs layer index, log scale; TensorBoard's step slider shows it evolve).
+        The first call writes the run's custom-scalars layout: the curves, and one chart per stage."""
+        norms = list(norms)
+        if not self.layout_written:  # TensorBoard merges the layouts of all runs, so a sweep needs no run of its own
+            self.writer.add_custom_scalars({**CURVES_LAYOUT, **stage_layout(tags)})
+            self.layout_written = True
+        self.scalars(step, {**values, **dict(zip(tags, norms))})
+        if profile_every and step % profile_every == 0:
+            self.profile = self.profile or GradientProfile(tags)
+            self.writer.add_figure(PROFILE_TAG, self.profile.draw(step, norms), step, close=False)
 
     def scalars(self, step: int, values: dict) -> None:
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
 
     def evaluation(self, row: dict) -> None:
-        """One metrics row (errors in percent), also written as TensorBoard scalars."""
-        self.scalars(row["step"], {"train/error": row["train_error"], "train/loss": row["train_loss"],
-                                   "test/error": row["test_error"], "test/loss": row["test_loss"]})
+        """One metrics row (errors in percent); its test (and val) numbers also as TensorBoard scalars
+        (the training curves come from every log point)."""
+        self.scalars(row["step"], {"test/error": row["test_error"], "test/loss": row["test_loss"]})
         if "val_error" in row:  # only when dataset.val_size holds images out of the training split
             self.scalars(row["step"], {"val/error": row["val_error"], "val/loss": row["val_loss"]})
         self.metrics.write(json.dumps(row) + "\n")
         self.metrics.flush()
 
-    def hparams(self, config, metrics: dict, step: int) -> None:
-        """The run's flat config and final metrics in its own event file (TensorBoard's HPARAMS tab).
-
-        `SummaryWriter.add_hparams` would write them to a new subdirectory, a stray second run."""
+    def hparams(self, config) -> None:
+        """What identifies the run (TensorBoard's HPARAMS tab), in its own event file: model, depth,
+        shortcut, dataset, seed and every key overridden on the command line (a sweep's swept keys
+        among them), typed. Its metrics are the last points of the curves already logged, so no
+        single-point tag joins TIME SERIES. (`SummaryWriter.add_hparams` would write a stray second run.)"""
         config = config if isinstance(config, dict) else OmegaConf.to_container(config, resolve=True)
-        values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in flatten(config).items()}
-        for summary in hparams(values, metrics):
+        flat = flatten(config)
+        metrics = [*HPARAMS_METRICS, *(["val/error"] if flat.get("dataset.val_size") else [])]
+        for summary in hparams(identifying_hparams(flat, _overrides(self.run_dir)), dict.fromkeys(metrics)):
             self.writer.file_writer.add_summary(summary)
-        self.scalars(step, metrics)
 
     def close(self) -> None:
         self.writer.close()
@@ -79,23 +91,47 @@ class RunLogger:
         return False
 
 
-# Custom-scalars charts for a sweep. Charts pick tags by regex in every run below the sweep directory,
-# so one chart overlays all jobs (plain and residual, every depth) as the paper's Fig. 6 does per panel.
-# A layout cannot pick runs: TensorBoard's run filter (e.g. `plain`) narrows a chart to one family.
-SWEEP_LAYOUT = {"error %": {"train and test error (Fig. 6)": ["Multiline", [r"^(train|test)/error$"]],
-                            "train/error": ["Multiline", [r"^train/error$"]],
-                            "test/error": ["Multiline", [r"^test/error$"]]},
-                "loss": {"train/loss": ["Multiline", [r"^train/loss$"]],
-                         "test/loss": ["Multiline", [r"^test/loss$"]]}}
+HPARAMS_METRICS = ("test/error", "train/error")
+# Always in HPARAMS, first; then every overridden key. The rest of the config is in the run's config.yaml.
+IDENTIFYING = ("model.name", "depth", "model.shortcut", "dataset.name", "seed")
+
+
+def _overrides(run_dir: Path) -> list[str]:
+    path = run_dir / "overrides.yaml"
+    return (yaml.safe_load(path.read_text()) or []) if path.exists() else []
+
+
+def identifying_hparams(flat: dict, overrides: list[str]) -> dict:
+    """{key: typed value}: IDENTIFYING, then each overridden key as the composed config holds it (a config
+    group such as `model=plain` by its name; `+experiment=X` as experiment: X). None becomes 'null'."""
+    values = {k: flat[k] for k in IDENTIFYING if k in flat}
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        key = f"{key}.name" if f"{key}.name" in flat else key
+        values.setdefault(key, flat.get(key, value))
+    return {k: v if isinstance(v, (bool, int, float, str)) else "null" if v is None else str(v)
+            for k, v in values.items()}
+
+
+# Custom-scalars charts, written into every run: TensorBoard merges the runs' layouts, and a chart picks
+# tags by regex in every run, so one chart overlays all jobs of a sweep (plain and residual, every depth)
+# as the paper's Fig. 6 does per panel. A layout cannot pick runs: TensorBoard's run filter (e.g. `plain`)
+# narrows a chart to one family.
+CURVES_LAYOUT = {"error %": {"train and test error (Fig. 6)": ["Multiline", [r"^(train|test)/error$"]],
+                             "train/error": ["Multiline", [r"^train/error$"]],
+                             "test/error": ["Multiline", [r"^test/error$"]]},
+                 "loss": {"train/loss": ["Multiline", [r"^train/loss$"]],
+                          "test/loss": ["Multiline", [r"^test/loss$"]]}}
 
 
 def stage_layout(tags: list[str]) -> dict:
     """Custom scalars: one chart per stage (conv1, stage1, ..., fc), overlaying its layers' gradient norms."""
-    stages = dict.fromkeys(re.sub(r"^grad_norm/\d+_", "", t).split(".")[0] for t in tags)
-    return {"gradient norm per stage": {s: ["Multiline", [rf"^grad_norm/\d+_{re.escape(s)}(\.|$)"]] for s in stages}}
+    stages = dict.fromkeys(re.sub(r"^weight_grad_norm/\d+_", "", t).split(".")[0] for t in tags)
+    return {"gradient norm per stage": {s: ["Multiline", [rf"^weight_grad_norm/\d+_{re.escape(s)}(\.|$)"]]
+                                        for s in stages}}
 
 
-PROFILE_TAG = "grad_norm/profile"
+PROFILE_TAG = "weight_grad/profile"
 
 
 class GradientProfile:
@@ -114,21 +150,20 @@ class GradientProfile:
         self.axes.set_xlabel("layer index (input → output)")
         self.axes.set_ylabel("weight-gradient L2 norm")
         self.axes.grid(alpha=0.3)
+        self.decades = None  # (lowest, highest) power of ten shown so far
 
     def draw(self, step: int, norms: list[float]):
+        """The y range is whole decades, set by the first frame and only ever widened, so dragging
+        TensorBoard's step slider shows the profile move, not the axis."""
         self.line.set_ydata(norms)
         shown = [v for v in norms if 0 < v < math.inf]
         if shown:  # whole decades: at least two labelled ticks, and steps compare at a glance
             low = math.floor(math.log10(min(shown)))
-            self.axes.set_ylim(10.0 ** low, 10.0 ** max(low + 1, math.ceil(math.log10(max(shown)))))
+            high = max(low + 1, math.ceil(math.log10(max(shown))))
+            self.decades = (min(low, self.decades[0]), max(high, self.decades[1])) if self.decades else (low, high)
+            self.axes.set_ylim(10.0 ** self.decades[0], 10.0 ** self.decades[1])
         self.axes.set_title(f"per-layer gradient norm, iteration {step}")
         return self.figure
-
-
-def write_sweep_layout(sweep_dir) -> None:
-    """The CUSTOM SCALARS tab's layout, in an event file of the sweep directory itself."""
-    with SummaryWriter(log_dir=str(sweep_dir)) as writer:
-        writer.add_custom_scalars(SWEEP_LAYOUT)
 
 
 def _wait_for_a_later_second(run_dir: Path) -> None:

@@ -222,9 +222,9 @@ def train(cfg, run_dir: Path, stop=(), prepared: Prepared | None = None) -> dict
                 loss_sum, wrong, seen = read.totals
                 now = time.perf_counter()
                 speed = images_since_log / (now - last_log_time)
-                logger.scalars(done, {"lr": read.lr, "throughput/images_per_s": speed,
-                                      **dict(zip(step.grad_norms.tags, read.norms))})
-                logger.gradient_profile(done, step.grad_norms.tags, read.norms, t.profile_every)
+                logger.log_point(done, {"train/loss": loss_sum / seen, "train/error": 100 * wrong / seen,
+                                        "train/lr": read.lr, "train/images_per_s": speed},
+                                 step.grad_norms.tags, read.norms, t.profile_every)
                 progress.log_point(done, loss_sum / seen, 100 * wrong / seen, speed)
                 images_since_log, last_log_time = 0, now
             progress.step(done)
@@ -248,8 +248,7 @@ def train(cfg, run_dir: Path, stop=(), prepared: Prepared | None = None) -> dict
                 save(run_dir, tr, run, run.elapsed + time.perf_counter() - start, t.keep_checkpoints)
             if halt:
                 raise Interrupted(done, getattr(stop, "signum", None) or signal.SIGTERM)
-        logger.hparams(cfg, {"final/test_error": run.row["test_error"], "final/train_error": run.row["train_error"],
-                             "final/best_test_error": run.best_test_error}, tr.total_steps)
+        logger.hparams(cfg)
     if leader:
         layout = torch.channels_last if tr.modes["channels_last"] else torch.contiguous_format
         images = data.normalize(data.test_x[:RESPONSE_IMAGES]).contiguous(memory_format=layout)
