@@ -132,6 +132,6 @@ def test_a_new_family_is_one_module_and_one_registry_line(tmp_path, monkeypatch,
     assert status["parameters"] == count_parameters(build_model("stack", 3, widen=3))
     capsys.readouterr()
     assert main(["train", *TINY, "model=stack", "depth=3", "model.widen=0"]) == 2  # its record checks it
-    assert "model.widen=0 is invalid; it must be an integer >= 1" in capsys.readouterr().err
+    assert "model.widen=0 is invalid; it must be a positive integer" in capsys.readouterr().err
     assert main(["train", *TINY, "model=stack", "depth=1"]) == 2  # and its depth rule
     assert "depth=1 is invalid for model stack" in capsys.readouterr().err

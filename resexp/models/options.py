@@ -33,8 +33,9 @@ def flag(default: bool, doc: str):
 
 def count(default: int, doc: str, low: int = 1):
     """An integer >= low."""
+    what = "a positive integer" if low == 1 else f"an integer >= {low}"
     return field(default=default, metadata={"test": lambda v: _number(v) and isinstance(v, int) and v >= low,
-                                            "doc": doc, "allowed": f"it must be an integer >= {low}"})
+                                            "doc": doc, "allowed": f"it must be {what}"})
 
 
 def real(default: float, doc: str, low: float = -math.inf, high: float = math.inf, low_open=False, high_open=False):
