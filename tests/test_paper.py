@@ -109,6 +109,9 @@ def test_each_number_carries_its_statistic():
     assert deep["paper_statistic"] == "median of 5 runs (mean 4.89±0.14)" and "Tables 3 and 4" in deep["paper_source"]
     assert [(r["paper_test_error"], r["paper_statistic"]) for r in deep["paper_also"]] == [
         (4.62, "median of 5 runs (mean 4.69±0.20)")]
+    from resexp.paper import reference  # a run at batch 64 is compared with the batch-64 number first
+    at_64 = reference("cifar10", "preact_resnet", 1001, "B", {"block": "bottleneck", "projection_norm": False}, 64)
+    assert at_64["paper_test_error"] == 4.62 and at_64["paper_also"][0]["paper_test_error"] == 4.92
     assert record("model=preact_resnet_bottleneck", "depth=1001", dataset="cifar100")["paper_statistic"] == \
         "median of 5 runs (mean 22.68±0.22)"
     assert "Tables 2 and 3" in record("model=preact_resnet", "depth=110")["paper_source"]  # not Table 4
