@@ -2,7 +2,8 @@
 from torch import nn
 
 from .activations import make_activation
-from .norms import NORM_LAYERS, make_norm
+from .norms import make_norm
+from .orders import residual_end
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -37,5 +38,19 @@ class BasicBlock(PlainBlock):
         return self.act2(out + self.shortcut(x))
 
     def residual_end(self) -> nn.Module:
-        """The layer zero_init_residual zeroes: the last norm of the branch (its last conv without one)."""
-        return self.bn2 if isinstance(self.bn2, NORM_LAYERS) else self.conv2
+        return residual_end([self.conv2, self.bn2])
+
+
+def make_stages(counts, channels: int, make_block) -> tuple[list[nn.Sequential], int]:
+    """The stages of a net, one nn.Sequential each, and the channels out of the last: stage i holds
+    counts[i] blocks, and the first block of every stage after the first halves the map (stride 2).
+    `make_block(stage index, in channels, stride)` -> (block, out channels). Every family that stacks
+    blocks in stages (CIFAR, ImageNet, ResNeXt) walks them here."""
+    stages = []
+    for index, n in enumerate(counts):
+        blocks = []
+        for b in range(n):
+            block, channels = make_block(index, channels, 2 if index > 0 and b == 0 else 1)
+            blocks.append(block)
+        stages.append(nn.Sequential(*blocks))
+    return stages, channels

@@ -8,7 +8,8 @@ from torch import nn
 
 from .activations import make_activation
 from .blocks import conv3x3
-from .norms import NORM_LAYERS, make_norm
+from .norms import make_norm
+from .orders import residual_end
 
 EXPANSION = 4  # output channels = 4 x the bottleneck width (He et al. 2015, Fig. 5)
 
@@ -41,5 +42,4 @@ class Bottleneck(nn.Module):
         return self.act3(out + self.shortcut(x))
 
     def residual_end(self) -> nn.Module:
-        """The layer zero_init_residual zeroes: the last norm of the branch (its last conv without one)."""
-        return self.bn3 if isinstance(self.bn3, NORM_LAYERS) else self.conv3
+        return residual_end([self.conv3, self.bn3])

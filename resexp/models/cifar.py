@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from .activations import make_activation
-from .blocks import BasicBlock, PlainBlock, conv3x3
+from .blocks import BasicBlock, PlainBlock, conv3x3, make_stages
 from .bottleneck import EXPANSION, Bottleneck, conv1x1
 from .gates import ExclusiveGatedUnit, Gate, ShortcutGatedUnit
 from .norms import make_norm
@@ -91,15 +91,8 @@ class CifarNet(nn.Module):
         self.conv1 = conv3x3(in_channels, width)
         self.bn1 = nn.Identity() if preact else make_norm(norm, width)
         self.act1 = nn.Identity() if preact else make_activation(activation, width)
-        stages, channels = [], width
-        for index in range(3):
-            blocks = []
-            for b in range(n):
-                stride = 2 if index > 0 and b == 0 else 1
-                module, channels = make_block(block, channels, width * 2 ** index, stride, norm=norm,
-                                              activation=activation, **block_options)
-                blocks.append(module)
-            stages.append(nn.Sequential(*blocks))
+        stages, channels = make_stages((n, n, n), width, lambda index, channels, stride: make_block(
+            block, channels, width * 2 ** index, stride, norm=norm, activation=activation, **block_options))
         self.stage1, self.stage2, self.stage3 = stages
         # Pre-activation: the last unit's output has not been normalized yet (He et al. 2016, sec. 4.1).
         self.bn_out = make_norm(norm, channels) if preact else nn.Identity()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from .activations import make_activation
-from .blocks import BasicBlock, PlainBlock
+from .blocks import BasicBlock, PlainBlock, make_stages
 from .bottleneck import EXPANSION, Bottleneck
 from .norms import make_norm
 from .options import ConvOptions, choice, count, flag
@@ -61,15 +61,8 @@ class ImageNetNet(nn.Module):
         self.bn1 = make_norm(norm, width)
         self.act1 = make_activation(activation, width)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        stages, channels = [], width
-        for index, n in enumerate(counts):
-            blocks = []
-            for b in range(n):
-                stride = 2 if index > 0 and b == 0 else 1
-                block, channels = _block(kind, residual, channels, width * 2 ** index, stride,
-                                         shortcut, norm, activation)
-                blocks.append(block)
-            stages.append(nn.Sequential(*blocks))
+        stages, channels = make_stages(counts, width, lambda index, channels, stride: _block(
+            kind, residual, channels, width * 2 ** index, stride, shortcut, norm, activation))
         self.stage1, self.stage2, self.stage3, self.stage4 = stages
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)

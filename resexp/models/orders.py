@@ -48,9 +48,10 @@ def after_addition(order: str, channels: int, norm: str, activation: str) -> nn.
     return nn.Sequential(OrderedDict((f"{kind}_out", _layer(kind, channels, norm, activation)) for kind in kinds))
 
 
-def residual_end(branch: nn.Sequential) -> nn.Module:
-    """The layer zero_init_residual zeroes so that F(x) = 0 at init: the branch's last norm
-    (Goyal et al. 2017), or its last conv when it has no norm."""
+def residual_end(branch) -> nn.Module:
+    """The layer zero_init_residual zeroes so that F(x) = 0 at init: the last norm of the residual branch
+    (a sequence of its layers; Goyal et al. 2017), or its last conv when it has no norm. Every residual
+    unit's `residual_end()` is this."""
     norms = [m for m in branch if isinstance(m, NORM_LAYERS)]
     return norms[-1] if norms else [m for m in branch if isinstance(m, nn.Conv2d)][-1]
 

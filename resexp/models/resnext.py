@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from .activations import make_activation
-from .blocks import conv3x3
+from .blocks import conv3x3, make_stages
 from .bottleneck import EXPANSION, Bottleneck
 from .cifar import depth_rule
 from .norms import make_norm
@@ -28,17 +28,11 @@ class ResNeXt(nn.Module):
         self.conv1 = conv3x3(in_channels, width)
         self.bn1 = make_norm(norm, width)
         self.act1 = make_activation(activation, width)
-        stages, channels = [], width
-        for index in range(3):
-            blocks = []
+        def block(index, channels, stride):
             inner, out = cardinality * base_width * 2 ** index, EXPANSION * width * 2 ** index
-            for b in range(n):
-                stride = 2 if index > 0 and b == 0 else 1
-                sc = make_shortcut(shortcut, channels, out, stride, norm)
-                blocks.append(Bottleneck(channels, inner, stride, sc, norm, activation, groups=cardinality,
-                                         out_channels=out))
-                channels = out
-            stages.append(nn.Sequential(*blocks))
+            return Bottleneck(channels, inner, stride, make_shortcut(shortcut, channels, out, stride, norm), norm,
+                              activation, groups=cardinality, out_channels=out), out
+        stages, channels = make_stages((n, n, n), width, block)
         self.stage1, self.stage2, self.stage3 = stages
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
