@@ -116,7 +116,7 @@ def test_rerun_sweep_job_resumes_and_finished_jobs_are_not_redone(tmp_path, rese
     job = tmp_path / "sweep" / "0_resnet8-A"
     before = (job / "metrics.jsonl").read_text()
     again = resexp_cli(*args)
-    assert again.returncode == 0 and "resuming" in again.stdout
+    assert again.returncode == 0 and "already finished" in again.stdout  # nothing to resume, nothing redone
     assert (job / "metrics.jsonl").read_text() == before
 
 
