@@ -47,6 +47,12 @@ def resume_config(run_dir) -> Path:
     return path
 
 
+def model_keys() -> set[str]:
+    """Every option any model family has."""
+    from .models import FAMILIES, defaults
+    return {key for name in FAMILIES for key in defaults(name)}
+
+
 def group_options(group: str) -> list[str]:
     """The option names of a config group: the shipped YAML files, and for `model` every family."""
     from .models import FAMILIES

@@ -203,3 +203,16 @@ def test_each_model_option_composes_to_its_familys_record(compose_cfg, arch):
     """`model=arch` is the family's options record, every key with its default, and nothing else."""
     model = compose_cfg(f"model={arch}").model
     assert {k: v for k, v in model.items() if k != "name"} == defaults(arch) and model.name == arch
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("model.shortcut=B", "model.shortcut does not apply to model plain; it applies to: resnet, resnet_bottleneck"),
+    ("model.shortcutt=B", "model.shortcutt is not a config key; did you mean model."),
+])
+def test_another_familys_option_on_the_command_line_is_one_line(tmp_path, monkeypatch, capsys, override, expected):
+    """`model=plain model.shortcut=B` names the families that have a shortcut, not a +key to add."""
+    from resexp.cli import main
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "model=plain", override, "device=cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err and not (tmp_path / "runs").exists()
