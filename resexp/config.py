@@ -69,7 +69,7 @@ def check_group_option(group: str, option: str) -> None:
         raise UserError(f"{group}={option} is not a known {group}; {hint}choose one of: {', '.join(allowed)}")
 
 
-def validate(cfg) -> None:
+def validate(cfg, files: bool = True) -> None:
     """Check every value a run depends on, before any work; raise UserError naming key, value, allowed."""
     if cfg.device not in DEVICES:
         raise UserError(f"device={cfg.device!r} is invalid; choose one of: {', '.join(DEVICES)}")
@@ -90,8 +90,9 @@ def validate(cfg) -> None:
     if cfg.schedule.name == "multistep":
         _check_milestones(cfg.schedule)
     d = cfg.dataset
-    _check_dataset(d)
-    _check_idx_dataset(d)
+    _check_dataset(d, files)
+    if files:
+        _check_idx_dataset(d)
     if d.name == "synthetic" and d.image_size < 8:
         raise UserError(f"dataset.image_size={d.image_size} is invalid; dataset.image_size must be >= 8 for the "
                         "synthetic dataset")
@@ -165,18 +166,21 @@ def _check_milestones(schedule) -> None:
 NORMALIZATIONS = ("per_channel", "per_pixel")
 
 
-def _check_dataset(d) -> None:
-    """Keys shared by every dataset, then the files a file-backed dataset needs (one line naming the fix)."""
+def _check_dataset(d, files: bool = True) -> None:
+    """Keys shared by every dataset, then (with `files`) the files a file-backed dataset needs (one line
+    naming the fix)."""
     if not isinstance(d.val_size, int) or d.val_size < 0:
         raise UserError(f"dataset.val_size={d.val_size!r} is invalid; it must be an integer >= 0")
     if d.normalize not in NORMALIZATIONS:
         raise UserError(f"dataset.normalize={d.normalize!r} is invalid; choose one of: {', '.join(NORMALIZATIONS)}")
+    if d.name == "folder" and OmegaConf.is_missing(d, "root"):
+        raise UserError("dataset=folder needs dataset.root=DIR, a folder with one sub-folder of images per class")
+    if not files:
+        return
     if d.name in ("cifar10", "cifar100"):
         from .data.cifar import check_files
         check_files(d)
     elif d.name == "folder":
-        if OmegaConf.is_missing(d, "root"):
-            raise UserError("dataset=folder needs dataset.root=DIR, a folder with one sub-folder of images per class")
         if not Path(d.root).is_dir():
             raise UserError(f"dataset.root={d.root} is not a directory; point it at a folder of class sub-folders")
 

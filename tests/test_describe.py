@@ -153,3 +153,18 @@ def test_the_depth_is_the_count_of_weighted_layers_for_every_family(arch, depth,
     with torch.device("meta"):
         model = build_model(arch, depth, **options)
     assert len(weighted_layers(model)) == depth + (2 if arch == "linear_deep" else 0)
+
+
+def test_describe_needs_no_dataset_files(tmp_path, capsys, monkeypatch):
+    """The input shape and classes come from the dataset's config: no CIFAR or IDX files are read (none
+    exist here), and an image folder's classes are counted from its sub-folders."""
+    monkeypatch.chdir(tmp_path)
+    cifar, fashion = describe_json(capsys, "dataset=cifar10,fashion_mnist", "depth=20")
+    assert (cifar["input"], cifar["output"]) == ([3, 32, 32], [10])
+    assert (fashion["input"], fashion["output"]) == ([1, 28, 28], [10])
+    for name in ("ant", "bee", "cat"):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+    (folder,) = describe_json(capsys, "dataset=folder", "dataset.root=imgs", "depth=20")
+    assert (folder["input"], folder["output"]) == ([3, 64, 64], [3])
+    assert main(["describe", "dataset=folder"]) == 2
+    assert "dataset=folder needs dataset.root=DIR" in capsys.readouterr().err

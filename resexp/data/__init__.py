@@ -13,6 +13,21 @@ from .synthetic import load_synthetic
 # dataset name -> loader(cfg) -> ((train_x, train_y), (test_x, test_y)), images uint8 N x C x H x W.
 LOADERS = {"synthetic": load_synthetic, "cifar10": load_cifar, "cifar100": load_cifar, "folder": load_folder,
            "fashion_mnist": load_mnist, "mnist": load_mnist}
+# dataset name -> (channels, pixels per side) of its images as loaded, known from the config alone, so that
+# `resexp describe` needs no files (a folder's classes are counted from its sub-folders when not given).
+SHAPES = {"synthetic": lambda cfg: (3, cfg.image_size), "cifar10": lambda cfg: (3, 32), "cifar100": lambda cfg: (3, 32),
+          "folder": lambda cfg: (3, cfg.image_size), "fashion_mnist": lambda cfg: (1, cfg.image_size),
+          "mnist": lambda cfg: (1, cfg.image_size)}
+
+
+def input_shape(cfg) -> tuple[int, int, int, int]:
+    """(channels, height, width, classes) of the `dataset` config's images, without reading any image."""
+    channels, side = SHAPES[cfg.name](cfg)
+    classes = cfg.num_classes
+    if classes is None:  # an image folder: one class per sub-folder
+        from .folder import class_names
+        classes = len(class_names(cfg.root))
+    return channels, side, side, classes
 
 
 @dataclass

@@ -36,16 +36,28 @@ def _scan(split_dir: Path, classes: list[str]) -> list[tuple[Path, int]]:
     return files
 
 
-def _layout(root: Path):
-    """(classes, train files, test files or None when the split is ours to make)."""
+def _train_dir(root: Path) -> Path:
     if not root.is_dir():
         raise UserError(f"dataset.root={root} is not a directory; point it at a folder of class sub-folders")
     presplit = (root / "train").is_dir() and (root / "test").is_dir()
-    train_dir = root / "train" if presplit else root
+    return root / "train" if presplit else root
+
+
+def class_names(root) -> list[str]:
+    """The class sub-folders of an image folder (of its train/ where it has train/ and test/), sorted."""
+    train_dir = _train_dir(Path(root))
     classes = [p.name for p in _visible_dirs(train_dir)]
     if len(classes) < 2:
         raise UserError(f"{train_dir} holds {len(classes)} class sub-folder(s); it needs at least 2 "
                         "(one folder of images per class)")
+    return classes
+
+
+def _layout(root: Path):
+    """(classes, train files, test files or None when the split is ours to make)."""
+    train_dir = _train_dir(root)
+    presplit = train_dir != root
+    classes = class_names(root)
     train = _scan(train_dir, classes)
     for label, name in enumerate(classes):
         if not any(lab == label for _, lab in train):

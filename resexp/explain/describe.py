@@ -13,11 +13,12 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import UserError
+from ..data import input_shape
 from ..models import count_parameters, model_from_config
 from ..models.parts import weighted_layers
 from ..paper import published
 from ..console import console
-from .nets import Datasets, nets, parse_args, parser
+from .nets import nets, parse_args, parser
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList)
 
@@ -149,15 +150,13 @@ def main(args) -> int:
     for flag, value in (("--image-size", opts.image_size), ("--classes", opts.classes)):
         if value is not None and value < 1:
             p.error(f"{flag} {value} is invalid; it must be a positive integer")
-    jobs = [job for overrides in paired(opts.overrides) for job in nets(overrides)]
-    datasets = Datasets()
+    jobs = [job for overrides in paired(opts.overrides) for job in nets(overrides, files=False)]
     results = []
     for label, cfg in jobs:
-        data = datasets(cfg.dataset)
-        channels, height, width = data.train_x.shape[1:]
+        channels, height, width, classes = input_shape(cfg.dataset)  # from the config: no files read
         if opts.image_size:
             height = width = opts.image_size
-        result = describe_net(cfg, (channels, height, width), opts.classes or data.num_classes)
+        result = describe_net(cfg, (channels, height, width), opts.classes or classes)
         imagenet = published("imagenet", cfg.model.name, cfg.depth, cfg.model.get("shortcut"), cfg.model)
         layout = cfg.model.get("layout")  # a family with two layouts (vgg) says which one the row is
         results.append({"net": f"{label} ({layout} layout)" if layout and "layout" not in label else label, **result,

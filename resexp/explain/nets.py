@@ -37,7 +37,7 @@ def parse_args(p: Parser, args):
     return p.parse_args([a for a in args if a not in _IGNORED_FLAGS])
 
 
-def nets(overrides) -> list[tuple[str, object]]:
+def nets(overrides, files: bool = True) -> list[tuple[str, object]]:
     """(label, validated config) per net: the cross product of the overrides' lists, as `resexp train -m`
     runs it. All are validated before any work. The label is model-depth plus every swept key's value."""
     overrides = ["+" + o if o.startswith("experiment=") else o for o in overrides]
@@ -50,7 +50,7 @@ def nets(overrides) -> list[tuple[str, object]]:
     result = []
     for job in sweep_jobs(overrides):
         cfg = compose_job(job)
-        validate(cfg)
+        validate(cfg, files)  # files=False: the dataset's files are not needed (describe reads only shapes)
         extra = [o.removeprefix("model.") for o in job if o.split("=", 1)[0] in swept]
         result.append((" ".join([net_label(cfg), *extra]), cfg))
     return result
