@@ -47,6 +47,20 @@ def resume_config(run_dir) -> Path:
     return path
 
 
+def load_run_config(path):
+    """A run directory's saved config.yaml, as this version reads it: model keys the run's family does not
+    have are dropped (runs saved before the families' option records carried every family's keys at
+    their defaults), so older runs still resume, and still open in the report and explain commands."""
+    from .models import FAMILIES, defaults
+    cfg = OmegaConf.load(path)
+    model = cfg.get("model")
+    if model is not None and model.get("name") in FAMILIES:
+        own = defaults(model.name)
+        for key in [k for k in model if k != "name" and k not in own]:
+            del model[key]
+    return cfg
+
+
 def model_keys() -> set[str]:
     """Every option any model family has."""
     from .models import FAMILIES, defaults

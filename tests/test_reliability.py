@@ -253,3 +253,18 @@ def test_second_interrupt_exits_at_once(monkeypatch):
         os.kill(os.getpid(), signal.SIGINT)
         assert exits == [130]
     assert signal.getsignal(signal.SIGINT) is before  # handlers restored
+
+
+def test_a_run_saved_before_the_family_records_still_resumes_and_opens(tmp_path, monkeypatch, capsys):
+    """Runs saved when every model group carried every family's keys (plain with shortcut: A) still train
+    longer and open in the explain commands: the keys their family does not have are dropped on reading."""
+    from omegaconf import OmegaConf
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *TINY, "model=plain", "hydra.run.dir=old"]) == 0
+    saved = OmegaConf.load(tmp_path / "old/config.yaml")
+    saved.model.shortcut, saved.model.block_order = "A", "original"  # as older resexp wrote them
+    OmegaConf.save(saved, tmp_path / "old/config.yaml")
+    capsys.readouterr()
+    assert main(["lesion", "old", "--out", "l"]) == 0
+    assert main(["train", "resume=old", "trainer.epochs=2"]) == 0
+    assert json.loads((tmp_path / "old/status.json").read_text())["steps"] == 8

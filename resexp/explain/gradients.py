@@ -71,7 +71,10 @@ def figure(results, path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (grad, act) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
-    colours = plt.get_cmap("tab10" if len(results) <= 10 else "tab20").colors
+    # an even number of nets (a sweep whose last key takes two values, e.g. model.norm=batch,none): each
+    # consecutive pair in one hue, dark and light; otherwise ten distinct colours
+    paired = len(results) > 2 and len(results) % 2 == 0
+    colours = plt.get_cmap("tab20" if paired or len(results) > 10 else "tab10").colors
     for r, colour in zip(results, colours * (1 + len(results) // len(colours))):
         index = range(len(r["layers"]))
         grad.plot(index, r["grad_norm"], linewidth=1.3, color=colour, label=r["net"])

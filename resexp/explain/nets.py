@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ..config import GROUPS, check_group_option, validate
+from ..config import GROUPS, check_group_option, load_run_config, validate
 from ..errors import UserError
 from ..files import check_writable, claim_new_dir
 from ..sweep import compose_job, parse, sweep_jobs, values
@@ -94,7 +94,7 @@ def open_run(run_dir: Path, command: str):
     if newest is None:
         raise UserError(f"{run_dir} has no checkpoint (checkpoints/step_*.pt): {command} needs a trained run's "
                         "weights; resume or re-run it")
-    cfg = OmegaConf.load(run_dir / CONFIG_FILE)
+    cfg = load_run_config(run_dir / CONFIG_FILE)
     cfg.device = CPU
     validate(cfg)
     return cfg, newest[0]

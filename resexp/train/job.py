@@ -13,7 +13,7 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 from rich.markup import escape
 
-from ..config import resume_config, validate
+from ..config import load_run_config, resume_config, validate
 from ..console import log, log_renderable, run_log, say
 from ..errors import UserError, debug_enabled
 from ..files import remove_new_files
@@ -70,7 +70,7 @@ def claim_run_dir(cfg) -> Claim:
     longer = {}
     if cfg.resume:
         run_dir = Path(cfg.resume)
-        cfg = OmegaConf.load(resume_config(run_dir))
+        cfg = load_run_config(resume_config(run_dir))
         longer = _given_longer()
         for key, value in longer.items():
             OmegaConf.update(cfg, key, value)
@@ -80,7 +80,7 @@ def claim_run_dir(cfg) -> Claim:
     previous = read_status(run_dir)
     if previous is None and not (run_dir / CONFIG_FILE).exists():
         return Claim(run_dir, cfg, None, False)
-    saved = OmegaConf.to_container(OmegaConf.load(run_dir / CONFIG_FILE))
+    saved = OmegaConf.to_container(load_run_config(run_dir / CONFIG_FILE))
     if longer:
         OmegaConf.update(saved := OmegaConf.create(saved), "trainer", cfg.trainer, merge=True)
         saved = OmegaConf.to_container(saved)
