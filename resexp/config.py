@@ -1,8 +1,6 @@
 """Checks on the composed config and on command-line overrides, each failing as one clear line."""
 import difflib
-import math
 import os
-import re
 from importlib import resources
 from pathlib import Path
 
@@ -11,7 +9,7 @@ from omegaconf import OmegaConf
 from . import names
 from .errors import UserError
 from .track.status import CONFIG_FILE
-from .models import check_model_args, model_options
+from .models import FAMILIES, check_model_args, defaults, model_options
 
 GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment", "net")
 DEVICES = ("auto", "cpu", "cuda")
@@ -29,7 +27,6 @@ def register() -> None:
     made from its options record (conf/model/*.yaml hold presets only)."""
     from hydra.core.config_store import ConfigStore
 
-    from .models import FAMILIES, defaults
     resolvers = {"first_dir": first_dir, "run_tag": names.run_tag, "run_name": names.run_name}
     for name, function in resolvers.items():
         if not OmegaConf.has_resolver(name):
@@ -51,7 +48,6 @@ def load_run_config(path):
     """A run directory's saved config.yaml, as this version reads it: model keys the run's family does not
     have are dropped (runs saved before the families' option records carried every family's keys at
     their defaults), so older runs still resume, and still open in the report and explain commands."""
-    from .models import FAMILIES, defaults
     cfg = OmegaConf.load(path)
     model = cfg.get("model")
     if model is not None and model.get("name") in FAMILIES:
@@ -61,15 +57,8 @@ def load_run_config(path):
     return cfg
 
 
-def model_keys() -> set[str]:
-    """Every option any model family has."""
-    from .models import FAMILIES, defaults
-    return {key for name in FAMILIES for key in defaults(name)}
-
-
 def group_options(group: str) -> list[str]:
     """The option names of a config group: the shipped YAML files, and for `model` every family."""
-    from .models import FAMILIES
     folder = resources.files("resexp.conf") / group
     return sorted({p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml")}
                   | (set(FAMILIES) if group == "model" else set()))

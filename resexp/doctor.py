@@ -22,8 +22,11 @@ import torch
 from rich.table import Table
 
 from .errors import UserError
+from .files import check_writable
 from .sweep import compose_job
 from .console import console
+from .track.logger import read_metrics
+from .track.status import STATUS_FILE, read_status
 
 # The nets the checks train: ResNet-20 on 32x32 images in batches of 128 on a GPU (as `resexp train` runs
 # CIFAR), ResNet-8 on 8x8 in batches of 64 in fp32 on the CPU (seconds; what is checked there is the graph
@@ -117,7 +120,7 @@ class Doctor:
                                    GRAPH[self.kind], *overrides), run, stop)
 
     def deterministic(self) -> str:
-        (a, first), (b, second) = self._train("det-a"), self._train("det-b")
+        (a, first), (b, _) = self._train("det-a"), self._train("det-b")
         if _rows(a) != _rows(b):
             raise Failed("two deterministic=true runs logged different metrics")
         return f"2 runs of 20 steps alike to the last bit (graph: {first['modes']['cuda_graph']})"
@@ -145,7 +148,7 @@ class Doctor:
                 "-m", "resexp", "train", *COMMON, *BASE[self.kind], GRAPH[self.kind], "trainer.steps=20",
                 f"hydra.run.dir={run}", *overrides]
         result = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=self.folder)
-        status = json.loads((run / "status.json").read_text()) if (run / "status.json").exists() else {}
+        status = read_status(run) or {}
         if result.returncode or status.get("status") != "finished":
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise Failed(f"torchrun exited {result.returncode}: {last[:150]}")
@@ -163,7 +166,7 @@ class Doctor:
         args = [sys.executable, "-m", "resexp", "train", "-m", *COMMON, *BASE["cuda"], "device=auto", "seed=0,1",
                 "trainer.steps=20", f"hydra.sweep.dir={sweep}"]
         result = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=self.folder)
-        statuses = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/status.json"))]
+        statuses = [read_status(p.parent) for p in sorted(sweep.glob(f"*/{STATUS_FILE}"))]
         if result.returncode or [s.get("status") for s in statuses] != ["finished"] * 2:
             raise Failed(f"sweep exited {result.returncode}: {[s.get('error') for s in statuses]}")
         devices = [s["modes"]["device"] for s in statuses]
@@ -204,8 +207,8 @@ class _StopAfterRows:
 
 
 def _rows(run_dir) -> list[dict]:
-    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if k != "time"} for row in rows]
+    """The run's metrics rows without their wall times (the one thing two equal runs differ in)."""
+    return [{k: v for k, v in row.items() if k != "time"} for row in read_metrics(run_dir)]
 
 
 def run_checks(kind: str, names) -> list[dict]:
@@ -257,8 +260,7 @@ def main(args) -> int:
         json_path = Path(opts.json)
         if json_path.exists():
             raise UserError(f"--json {json_path} already exists; choose another file")
-        if not json_path.parent.is_dir() or not os.access(json_path.parent, os.W_OK):
-            raise UserError(f"--json {json_path}: cannot write into {json_path.parent}")
+        check_writable("--json", json_path)
     where = machine(kind)
     console.print(f"resexp doctor on {where}", highlight=False)
     results = run_checks(kind, names)

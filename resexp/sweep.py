@@ -19,9 +19,10 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from . import config as _config  # registers the run-name resolvers before Hydra composes anything
+from . import config as _config
 from .errors import UserError
 from .files import check_writable
+from .models import families_with
 
 
 def parse(overrides):
@@ -113,10 +114,9 @@ def unknown_key(key: str, cfg) -> str:
     def keys(node, prefix=""):
         for k, v in node.items():
             yield from keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
-    model_key = key.removeprefix("model.")
-    if key.startswith("model.") and model_key in _config.model_keys():  # another family's option
-        from .models import families_with
-        return f"{key} does not apply to model {cfg.model.name}; it applies to: {', '.join(families_with(model_key))}"
+    takers = families_with(key.removeprefix("model.")) if key.startswith("model.") else []
+    if takers:  # another family's option
+        return f"{key} does not apply to model {cfg.model.name}; it applies to: {', '.join(takers)}"
     known = [*keys(OmegaConf.to_container(cfg, resolve=False)), *_config.GROUPS]
     near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     hint = f"did you mean {near[0]}?" if near else "`resexp train --help` lists the groups and keys"

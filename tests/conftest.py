@@ -7,8 +7,6 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-import resexp.config  # noqa: F401  (registers the run-name resolvers)
-
 # A run that finishes in a second or two on a CPU: tiny images, few of them, one epoch; in fp32, so that
 # numbers compare alike on CPUs with and without bf16 units (where precision=auto would differ).
 TINY = ["dataset.train_size=256", "dataset.test_size=128", "dataset.image_size=8",

@@ -76,7 +76,7 @@ def check_model_args(arch, depth, **options) -> dict:
         raise ValueError(f"unknown model {arch!r}; choose one of: {', '.join(FAMILIES)}")
     family = FAMILIES[arch]
     values = opts.check(family.options, arch, options, families_with)
-    if values.get("block") == "bottleneck" and values.get("skip", 2) != 2:
+    if values.get("block") == "bottleneck" and values["skip"] != defaults(arch)["skip"]:
         raise ValueError("model.skip applies to basic blocks; a bottleneck always spans 3 convs (1x1, 3x3, 1x1)")
     if not isinstance(depth, int) or isinstance(depth, bool):
         raise ValueError(f"depth={depth!r} must be an integer")

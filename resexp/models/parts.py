@@ -3,7 +3,6 @@ what describe counts as depth, whose responses are Figure 7's, what a lesion kee
 from torch import nn
 
 from .gates import Gate
-from .norms import NORM_LAYERS
 
 WEIGHTED = (nn.Conv2d, nn.Linear)
 

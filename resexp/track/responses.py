@@ -4,7 +4,8 @@ import json
 
 import torch
 
-from ..models.parts import NORM_LAYERS, main_path
+from ..models.norms import NORM_LAYERS
+from ..models.parts import main_path
 
 RESPONSES_FILE = "responses.json"
 RESPONSE_IMAGES = 500  # the first test images, one batch: stds of 500 x C x H x W values each

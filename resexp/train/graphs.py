@@ -105,6 +105,13 @@ def _wait(value) -> None:
             v.wait()
 
 
+def _fresh(out, fresh: list) -> list:
+    """The results of an op (`out`, one tensor or a tuple of them) that are in new memory, `fresh` saying
+    which of its schema's returns are."""
+    results = out if isinstance(out, (tuple, list)) and len(fresh) > 1 else [out]
+    return [r for r, new in zip(results, fresh) if new]
+
+
 def _storage(t: torch.Tensor) -> int:
     return t.untyped_storage().data_ptr()
 
@@ -138,8 +145,7 @@ class _Recorder(TorchDispatchMode):
         fresh = [r.alias_info is None for r in schema.returns]  # results in new memory, not an argument's
         if not written and not any(fresh):  # a view of an argument: it follows its base, nothing to re-run
             return out
-        results = out if isinstance(out, (tuple, list)) and len(schema.returns) > 1 else [out]
-        statics = [r for r, new in zip(results, fresh) if new]
+        statics = _fresh(out, fresh)
         self.inside.update(_storage(t) for t in _tensors(statics))
         self.ops.append((func, args, kwargs, statics, fresh))
         return out
@@ -172,9 +178,7 @@ class RecordedGraph:
             for func, args, kwargs, statics, fresh in self.ops:
                 result = func(*args, **kwargs)
                 _wait(result)
-                results = result if isinstance(result, (tuple, list)) and len(fresh) > 1 else [result]
-                news = [r for r, new in zip(results, fresh) if new]
-                for static, value in zip(_tensors(statics), _tensors(news)):
+                for static, value in zip(_tensors(statics), _tensors(_fresh(result, fresh))):
                     static.copy_(value)
 
 

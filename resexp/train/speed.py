@@ -23,7 +23,8 @@ def speed_modes(t, device: torch.device, model: torch.nn.Module | None = None) -
     """trainer.precision / channels_last / cuda_graph with `auto` resolved for this device: on CUDA bf16,
     channels_last and the graph; on the CPU channels_last where the model allows it (15-25% faster for
     ResNet-20), always fp32: bf16 autocast was slower on every CPU measured, AVX512-BF16 ones included
-    (ResNet-20 28% slower at 32x32 on a 2-core Xeon without AMX; 9x on an AVX2 EPYC, which emulates it). cuda_graph is True, False or "emulate"."""
+    (ResNet-20 28% slower at 32x32 on a 2-core Xeon without AMX; 9x on an AVX2 EPYC, which emulates it).
+    cuda_graph is True, False or "emulate"."""
     cuda = device.type == "cuda"
 
     def pick(value, on_cuda, on_cpu):
