@@ -10,7 +10,7 @@ import torch
 from rich.table import Table
 
 from .errors import UserError
-from .files import check_writable
+from .files import check_writable, write_text
 from .sweep import compose_job, sweep_jobs
 from .config import validate
 from .console import console
@@ -195,5 +195,5 @@ def main(args) -> int:
         report = {"device": device_name, "batch_size": opts.batch_size, "image_size": opts.image_size,
                   "results": results, "projected_hours": projections}
         text = json.dumps(report, indent=2) + "\n"
-        sys.stdout.write(text) if opts.json == "-" else open(opts.json, "w").write(text)
+        sys.stdout.write(text) if opts.json == "-" else write_text(opts.json, text)
     return 0

@@ -22,7 +22,7 @@ import torch
 from rich.table import Table
 
 from .errors import UserError
-from .files import check_writable
+from .files import check_writable, write_text
 from .sweep import compose_job
 from .console import console
 from .track.logger import read_metrics
@@ -273,5 +273,5 @@ def main(args) -> int:
     console.print(table)
     if opts.json:
         text = json.dumps({"machine": where, "date": time.strftime("%Y-%m-%d"), "results": results}, indent=2)
-        sys.stdout.write(text + "\n") if opts.json == "-" else Path(opts.json).write_text(text + "\n")
+        sys.stdout.write(text + "\n") if opts.json == "-" else write_text(opts.json, text + "\n")
     return 1 if any(r["result"] == "FAIL" for r in results) else 0

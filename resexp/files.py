@@ -23,6 +23,26 @@ def check_writable(what: str, path) -> None:
                         "choose a place you can write to, or fix its permissions")
 
 
+def make_dir(path) -> Path:
+    """Create an output directory whose place check_writable approved, with its parents; an OS error it
+    could not foresee (a full disk, a special file system) is one line naming the place."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{path} cannot be created: {e.strerror or e}") from None
+    return Path(path)
+
+
+def write_text(path, text: str) -> None:
+    """Write an output file whose place check_writable approved (its folders made as needed); an OS error
+    is one line naming the file."""
+    make_dir(Path(path).parent)
+    try:
+        Path(path).write_text(text)
+    except OSError as e:
+        raise UserError(f"{path} cannot be written: {e.strerror or e}") from None
+
+
 def _place(what: str, given, path: Path) -> str:
     return f"{what}{given}" if what.endswith("=") else f"{what} {path}"
 

@@ -50,6 +50,20 @@ def test_bad_arguments_are_one_line(capsys, args, expected):
     assert err.count("\n") == 1 and expected in err
 
 
+def test_json_goes_into_new_folders_and_an_unwritable_place_is_one_line(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "new" / "sub" / "doctor.json"
+    assert main(["doctor", "--device", "cpu", "--checks", "auto-sgd", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["results"][0]["result"] == "pass"
+
+    def refuse(path, mode=0o777, parents=False, exist_ok=False):
+        raise OSError(30, "Read-only file system")
+    monkeypatch.setattr("pathlib.Path.mkdir", refuse)
+    capsys.readouterr()
+    elsewhere = tmp_path / "other" / "doctor.json"
+    assert main(["doctor", "--device", "cpu", "--checks", "auto-sgd", "--json", str(elsewhere)]) == 2
+    assert capsys.readouterr().err.endswith(f"{elsewhere.parent} cannot be created: Read-only file system\n")
+
+
 def test_an_existing_json_file_is_left_alone(tmp_path, capsys):
     out = tmp_path / "doctor.json"
     out.write_text("mine")

@@ -7,14 +7,13 @@ A table gives the ratio of the first layer's gradient norm to the last one's and
 the std of the last layer's input over the std of the first layer's output (alpha**depth for
 linear_deep with init=scaled_identity). The picture plots both per layer, log scale, one line per net.
 """
-import json
 import math
 
 from rich.table import Table
 from torch import nn
 
 from ..console import console
-from .nets import CPU, Datasets, nets, output_dir, parse_args, parser
+from .nets import CPU, Datasets, nets, output_dir, parse_args, parser, save
 
 FILES = ("gradients.png", "gradients.json")
 
@@ -107,10 +106,8 @@ def main(args) -> int:
     out = output_dir(opts.out, "gradients", FILES)
     datasets = Datasets()
     results = [{"net": label, **gradients_at_init(cfg, datasets(cfg.dataset))} for label, cfg in jobs]
-    out.mkdir(parents=True, exist_ok=True)
-    figure(results, out / FILES[0])
-    text = json.dumps([{k: _finite(v) for k, v in r.items()} for r in results], indent=1)
-    (out / FILES[1]).write_text(text + "\n")
+    text = save(out, [{k: _finite(v) for k, v in r.items()} for r in results], FILES,
+                lambda folder: figure(results, folder / FILES[0]))
     if opts.json:
         print(text)
     else:

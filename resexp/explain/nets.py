@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from ..config import GROUPS, check_group_option, load_run_config, validate
 from ..errors import UserError
-from ..files import check_writable, claim_new_dir
+from ..files import check_writable, claim_new_dir, make_dir, write_text
 from ..sweep import compose_job, parse, sweep_jobs, values
 from ..track.status import CONFIG_FILE
 
@@ -199,8 +199,8 @@ def check_positive(p: Parser, **flags) -> None:
 def save(out: Path, results, files: tuple[str, ...], draw) -> str:
     """Create `out`, draw the pictures into it (`draw(out)`), write the results as JSON into the last of
     `files`; returns the JSON text."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     draw(out)
     text = json.dumps(results, indent=1)
-    (out / files[-1]).write_text(text + "\n")
+    write_text(out / files[-1], text + "\n")
     return text
