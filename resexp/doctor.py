@@ -190,7 +190,7 @@ class Doctor:
                              f"device={self.kind}", "model=resnet", f"depth={d}", *mode]) for d in depths]
         steps = 20 if self.kind == "cuda" else 3
         timed = time_modes(cfgs, steps, warmup_steps=5 if self.kind == "cuda" else 1)
-        return [f"ResNet-{d}: {128 / seconds:,.0f} images/s" for d, (seconds, _) in zip(depths, timed)]
+        return [f"ResNet-{d}: {128 / seconds:,.0f} images/s (graph {graph})" for d, (seconds, _, graph) in zip(depths, timed)]
 
 
 class _StopAfterRows:
@@ -237,7 +237,8 @@ def run_checks(kind: str, names) -> list[dict]:
 
 def machine(kind: str) -> str:
     if kind == "cuda":
-        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        from .train.cuda import device_names
+        names = device_names()
         return f"{len(names)} x {names[0]}, torch {torch.__version__}, CUDA {torch.version.cuda}"
     return f"CPU ({os.cpu_count()} cores), torch {torch.__version__}, no CUDA: graphs emulated"
 
