@@ -136,4 +136,4 @@ class CudaGraphs:
 def can_check_liveness() -> bool:
     """Whether this torch's CUDAGraph.capture_begin takes check_input_liveness (torch >= 2.13)."""
     import inspect
-    return "check_input_liveness" in inspect.signature(cuda.CUDAGraph.capture_begin).parameters
+    return "check_input_liveness" in inspect.signature(torch.cuda.CUDAGraph.capture_begin).parameters
