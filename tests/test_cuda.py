@@ -144,3 +144,24 @@ def test_random_state_memory_names_and_determinism(fake, monkeypatch):
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     cuda.deterministic_env(":4096:8")
     assert __import__("os").environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+
+
+def test_a_checkpoint_keeps_and_restores_the_gpu_random_state(compose_cfg, fake, tmp_path, monkeypatch):
+    from resexp.train import checkpoint
+    from resexp.train.checkpoint import RunState, resume, save
+    load = checkpoint.load_checkpoint
+    monkeypatch.setattr(checkpoint, "load_checkpoint", lambda path, device: load(path, "cpu"))
+    tr = build_training(compose_cfg())
+    tr.device = GPU  # the run's device as the checkpoint code sees it; its tensors stay on the CPU
+    save(tmp_path, tr, RunState(step=1), elapsed=1.0, keep=2)
+    assert resume(tmp_path, tr).step == 1 and ("set_rng_state", 0) in fake.calls
+
+
+def test_deterministic_on_a_gpu_fixes_cublas_workspace(fake, monkeypatch):
+    from resexp.train.speed import set_determinism
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    set_determinism(False, GPU)
+    assert "CUBLAS_WORKSPACE_CONFIG" not in __import__("os").environ
+    set_determinism(True, GPU)
+    assert __import__("os").environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    set_determinism(False, GPU)
