@@ -21,13 +21,22 @@ def first_dir(*paths: str) -> str:
     return next((p for p in paths if Path(p).is_dir()), paths[-1])
 
 
+def side_by_side(jobs_per_gpu) -> int:
+    """How many sweep jobs `hydra/launcher=parallel` runs at once: jobs_per_gpu on each GPU here, else one
+    per CPU core (each with one thread: train/job.py)."""
+    import torch
+    gpus = torch.cuda.device_count()
+    return gpus * max(1, int(jobs_per_gpu)) if gpus else max(1, len(os.sched_getaffinity(0)))
+
+
 def register() -> None:
     """What Hydra needs from resexp before it composes anything (called by resexp.conf, the config package
     Hydra loads): the resolvers of run names and presets, and one `model` group option per model family,
     made from its options record (conf/model/*.yaml hold presets only)."""
     from hydra.core.config_store import ConfigStore
 
-    resolvers = {"first_dir": first_dir, "run_tag": names.run_tag, "run_name": names.run_name}
+    resolvers = {"first_dir": first_dir, "run_tag": names.run_tag, "run_name": names.run_name,
+                 "side_by_side": side_by_side}
     for name, function in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)
@@ -226,7 +235,7 @@ RANGES = {
     "optimizer.betas.1": _number(0, 1, high_open=True),
     "schedule.gamma": _number(0, 1, low_open=True), "schedule.min_factor": _number(0, 1),
     "warmup.lr": _number(0, low_open=True), "warmup.until_error": _number(0, 100, low_open=True),
-    "warmup.window": _integer(1), "warmup.min_depth": _integer(0),
+    "warmup.window": _integer(1), "warmup.min_depth": _integer(0), "jobs_per_gpu": _integer(1),
 }
 NULLABLE = ("dataset.num_classes", "trainer.steps", "trainer.eval_every", "trainer.profile_every", "warmup.lr")
 

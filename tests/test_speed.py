@@ -299,3 +299,28 @@ def test_a_sweep_with_a_deterministic_job_sets_cublas_before_its_first_job(monke
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")  # absent now, and again after the test
     precheck(["device=cpu", f"deterministic={values}"], multirun=True)
     assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == expected
+
+
+@pytest.mark.parametrize("gpus,per_gpu,expected", [(0, 3, None), (4, 1, 4), (4, 2, 8), (1, 4, 4)])
+def test_the_parallel_launcher_runs_jobs_per_gpu_or_one_per_core(monkeypatch, gpus, per_gpu, expected):
+    import os
+    from resexp.config import side_by_side
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    assert side_by_side(per_gpu) == (expected or len(os.sched_getaffinity(0)))
+
+
+def test_a_job_beside_others_takes_its_share_of_the_cores(monkeypatch):
+    import os
+    from resexp.train.speed import share_cores
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    share_cores(1)
+    assert torch.get_num_threads() == 1  # one job alone: left as it was (the tests pin 1)
+    share_cores(2)
+    assert torch.get_num_threads() == 2
+    share_cores(8)
+    assert torch.get_num_threads() == 1
+
+
+def test_jobs_per_gpu_must_be_positive(capsys):
+    from tests.conftest import refused
+    assert "jobs_per_gpu=0 is invalid; it must be a positive integer" in refused(capsys, "train", "jobs_per_gpu=0")

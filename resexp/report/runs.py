@@ -13,7 +13,7 @@ from ..track.logger import flatten, read_metrics
 from ..track.status import CONFIG_FILE, STATUS_FILE, read_status
 
 # Keys that never define a configuration: the seed is averaged over, the rest say where or how a run ran.
-NOT_CONFIGURATION = ("seed", "resume", "device")
+NOT_CONFIGURATION = ("seed", "resume", "device", "jobs_per_gpu")
 # Housekeeping: how often a run logs, evaluates and saves, how fast it runs, where its data comes from. Runs
 # that differ only in these are the same configuration (a key or a prefix of keys).
 HOUSEKEEPING = ("trainer.log_every", "trainer.profile_every", "trainer.eval_every", "trainer.eval_batch_size",

@@ -123,8 +123,11 @@ class Training:
 def build_training(cfg, data=None) -> Training:
     """Seed, data on the device, model, optimizer with its lr as a device tensor, schedule and step."""
     device = pick_device(cfg.device)
+    jobs = distributed.jobs_at_once()
     if device.type == "cuda":
         cuda.use_device(device)
+    else:
+        speed.share_cores(jobs)
     world = distributed.world_size()
     set_determinism(cfg.deterministic, device)
     torch.manual_seed(cfg.seed)
@@ -136,6 +139,9 @@ def build_training(cfg, data=None) -> Training:
                         f"choose at most {n_train}")
     model = model_from_config(cfg.model, cfg.depth, data.num_classes, data.in_channels).to(device)
     modes = speed_modes(t, device, model)
+    if jobs > 1:  # said at the start of each job of a parallel sweep
+        modes["side_by_side"] = (f"{jobs} jobs at once" + (f", {torch.get_num_threads()} thread"
+                                 f"{'s' * (torch.get_num_threads() > 1)} each" if device.type == "cpu" else ""))
     if modes["precision"] == "timed":
         modes["precision"], modes["precision_why"] = timed_precision(cfg, data)
     if modes["channels_last"]:
@@ -200,7 +206,7 @@ def describe_modes(tr: Training) -> dict:
     return {"device": str(tr.device), "precision": tr.modes["precision"], "channels_last": tr.modes["channels_last"],
             "cuda_graph": "emulated: " + tr.graph_state() if graph == "emulate" else tr.graph_state(),
             "compile": tr.modes["compile"],
-            **({"precision_why": tr.modes["precision_why"]} if tr.modes.get("precision_why") else {})}
+            **{k: tr.modes[k] for k in ("precision_why", "side_by_side") if tr.modes.get(k)}}
 
 
 def modes_line(modes: dict) -> str:
@@ -210,7 +216,8 @@ def modes_line(modes: dict) -> str:
     why = f" ({modes['precision_why']})" if modes.get("precision_why") else ""
     return (f"training on {modes['device']}: {modes['precision']}{why}, "
             f"{'channels_last' if modes['channels_last'] else 'NCHW'}, {graph}"
-            f"{', torch.compile' if modes['compile'] else ''}")
+            f"{', torch.compile' if modes['compile'] else ''}"
+            f"{'; ' + modes['side_by_side'] if modes.get('side_by_side') else ''}")
 
 
 @dataclass

@@ -100,6 +100,13 @@ def remember(key: str, choice: dict) -> None:
         pass
 
 
+def share_cores(jobs: int) -> None:
+    """A job training beside jobs-1 others on this CPU takes its share of the cores as threads: OpenMP
+    threads of several processes on the same cores slow each other many times over."""
+    if jobs > 1:
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // jobs))
+
+
 def set_determinism(deterministic: bool, device: torch.device) -> None:
     """`deterministic=true`: bit-identical runs (and resumes) on a GPU too, at the cost of cudnn's fastest
     algorithms. Otherwise cudnn.benchmark picks the fastest convolution algorithm for each shape."""
