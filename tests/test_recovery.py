@@ -271,3 +271,39 @@ def test_the_cpu_trains_every_family_the_same_twice(compose_cfg, tmp_path, famil
         assert train(cfg, tmp_path / attempt)["modes"]["channels_last"]
         weights.append(torch.load(ckpt.checkpoint_paths(tmp_path / attempt)[-1], weights_only=True)["model"])
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+# --- output that goes away: `resexp ... | head` ---
+
+def _with_closed_stdout(tmp_path, *args) -> subprocess.CompletedProcess:
+    """`resexp ARGS` whose stdout is a pipe nobody reads any more (its reader closed it, as `head` does)."""
+    read, write = os.pipe()
+    os.close(read)
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("RESEXP_DEBUG", None)
+    exe = os.path.join(os.path.dirname(sys.executable), "resexp")
+    try:
+        proc = subprocess.run([exe, *args], cwd=tmp_path, stdout=write, stderr=subprocess.PIPE, text=True,
+                              env=env, timeout=300)
+    finally:
+        os.close(write)
+    assert "Traceback" not in proc.stderr and "Error" not in proc.stderr, proc.stderr
+    return proc
+
+
+def test_a_run_whose_output_goes_away_trains_to_the_end(tmp_path):
+    proc = _with_closed_stdout(tmp_path, "train", *TINY, "hydra.run.dir=run")
+    assert proc.returncode == 0
+    assert read_status(tmp_path / "run")["status"] == "finished"
+    assert "resnet8-A step 4/4" in (tmp_path / "run/train.log").read_text()  # the record of what it printed
+
+
+def test_a_sweep_whose_output_goes_away_runs_every_job(tmp_path):
+    proc = _with_closed_stdout(tmp_path, "train", "-m", *TINY, "depth=8,14", "hydra.sweep.dir=sweep")
+    assert proc.returncode == 0
+    assert [read_status(run)["status"] for run in sorted((tmp_path / "sweep").glob("*_*"))] == ["finished"] * 2
+
+
+def test_a_command_whose_output_goes_away_exits_non_zero_without_a_traceback(tmp_path):
+    assert _with_closed_stdout(tmp_path, "describe", "--json").returncode == 141  # as the shell says for `head`
+    assert _with_closed_stdout(tmp_path, "describe").returncode == 141

@@ -50,6 +50,5 @@ class RunProgress:
         line = (f"{self.name} step {done}/{self.total} epoch {done / self.steps_per_epoch:.1f} loss {loss:.3f} "
                 f"err {error:.1f}% {speed:.0f} img/s elapsed {_clock(elapsed)} left {_clock(left)}")
         if not self.bar:
-            console.print(line, highlight=False, soft_wrap=True, markup=False)
-            console.file.flush()
+            console.print(line, highlight=False, soft_wrap=True, markup=False)  # flushed by rich
         log(line)
