@@ -1,6 +1,9 @@
 """Places resexp writes to: checked before any work, claimed atomically, never overwritten."""
 import errno
+import fcntl
 import os
+import socket
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UserError
@@ -79,3 +82,29 @@ def remove_new_files(run_dir: Path, names, stop_at: Path) -> None:
         except OSError:
             return
         folder = folder.parent
+
+
+class Busy(UserError):
+    """A place another live process holds (files.hold)."""
+
+
+@contextmanager
+def hold(path, busy: str):
+    """An exclusive lock on the file `path` (made when missing) for the
+    block. The OS drops it when its process ends, however it ends (SIGKILL too), so no claim outlives its
+    process, and of two processes asking at the same moment exactly one gets it: the other is refused with
+    `busy`, formatted with the holder (`{holder}`: its pid and host)."""
+    try:
+        f = open(path, "a+")
+    except OSError as e:
+        raise UserError(f"{Path(path).parent} cannot be written: {e.strerror or e}") from None
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise Busy(busy.format(holder=f.read().strip() or "another process")) from None
+        f.truncate(0)
+        f.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        yield

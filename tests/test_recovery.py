@@ -307,3 +307,32 @@ def test_a_sweep_whose_output_goes_away_runs_every_job(tmp_path):
 def test_a_command_whose_output_goes_away_exits_non_zero_without_a_traceback(tmp_path):
     assert _with_closed_stdout(tmp_path, "describe", "--json").returncode == 141  # as the shell says for `head`
     assert _with_closed_stdout(tmp_path, "describe").returncode == 141
+
+
+# --- a run directory is claimed by one process, never over a user's files ---
+
+def test_two_trains_started_together_on_one_directory_train_it_once(tmp_path):
+    env = {**os.environ, "COLUMNS": "200"}
+    exe = os.path.join(os.path.dirname(sys.executable), "resexp")
+    procs = [subprocess.Popen([exe, "train", *TINY, "trainer.epochs=2", "hydra.run.dir=run"], cwd=tmp_path,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = sorted((p.wait(300), *p.communicate()) for p in procs)
+    assert outcomes[0][0] == 0, outcomes
+    second = outcomes[1]  # refused while the first trains, or (started late) finding it finished
+    assert (second[0] == 2 and "is being trained by process" in second[2]
+            or second[0] == 0 and "already finished" in second[1]), outcomes
+    assert [json.loads(r)["step"] for r in (tmp_path / "run/metrics.jsonl").read_text().splitlines()] == [4, 8]
+    assert len(list((tmp_path / "run").glob("events.out.tfevents.*"))) == 1
+    assert read_status(tmp_path / "run")["status"] == "finished"
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "overrides.yaml", "notes.txt"])
+def test_a_folder_of_someone_elses_files_is_refused(tmp_path, monkeypatch, capsys, name):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / name).write_text("my own\n")
+    assert "holds files that are not a resexp run (" + name in refused(capsys, "train", *TINY, "hydra.run.dir=mine")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == [name]
+    assert (tmp_path / "mine" / name).read_text() == "my own\n"
+    assert main(["train", "-m", *TINY, "depth=8,14", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=mine"]) == 1
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == [name]

@@ -6,6 +6,7 @@ is done before the status says `running`, and a failure there leaves the record 
 import os
 import time
 import traceback
+from contextlib import ExitStack
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -16,7 +17,7 @@ from rich.markup import escape
 from ..config import load_run_config, resume_config, validate
 from ..console import log, log_renderable, run_log, say
 from ..errors import UserError, debug_enabled
-from ..files import remove_new_files
+from ..files import Busy, hold, remove_new_files
 from ..report.runs import load_runs
 from ..report.tables import print_table, rich_table
 from ..track.status import CONFIG_FILE, KILLED, read_status, write_status
@@ -29,6 +30,9 @@ from .loop import Diverged, Interrupted, prepare, train
 EXIT_FAILED, EXIT_DIVERGED = 1, 3
 LOG_FILE = "train.log"
 OVERRIDES_FILE = "overrides.yaml"
+LOCK_FILE = ".resexp-lock"  # held by the process training the run (files.hold)
+# What a new run's directory may already hold: the log Hydra opens for the job, and the lock.
+NEW_RUN_FILES = (LOG_FILE, LOCK_FILE)
 # The keys `resume=RUN` may raise to train a run longer; nothing else of a run's config may change.
 LONGER = ("trainer.steps", "trainer.epochs")
 
@@ -62,11 +66,18 @@ class Claim:
         self.fresh = previous is None and not (run_dir / CONFIG_FILE).exists()
 
 
-def claim_run_dir(cfg) -> Claim:
-    """The run directory and the config to run; writes nothing. A directory that already holds a run is
-    continued when its config is the same (a re-run sweep job, `resume=`), or raised to more steps or epochs
-    (`resume=RUN trainer.steps=N`): from its newest intact checkpoint, or from step 0 when it has none (killed
-    before its first one); a run still training elsewhere, or a different run, is refused."""
+def _foreign(run_dir: Path) -> list[str]:
+    """The names in a directory holding no run that a new run there could not leave as they are."""
+    return sorted(p.name for p in run_dir.iterdir() if p.name not in NEW_RUN_FILES) if run_dir.is_dir() else []
+
+
+def claim_run_dir(cfg, held: ExitStack) -> Claim:
+    """The run directory and the config to run, claimed for this process until `held` closes (a lock that
+    two processes started together cannot both take); writes nothing else. A directory that already holds a
+    run is continued when its config is the same (a re-run sweep job, `resume=`), or raised to more steps or
+    epochs (`resume=RUN trainer.steps=N`): from its newest intact checkpoint, or from step 0 when it has none
+    (killed before its first one); a run still training elsewhere, a different run, or files that are no
+    run's are refused."""
     longer = {}
     if cfg.resume:
         run_dir = Path(cfg.resume)
@@ -78,6 +89,14 @@ def claim_run_dir(cfg) -> Claim:
     else:
         run_dir = Path(HydraConfig.get().runtime.output_dir)
     previous = read_status(run_dir)
+    if previous is None and not (run_dir / CONFIG_FILE).exists():
+        foreign = _foreign(run_dir)
+        if foreign:
+            raise UserError(f"run directory {run_dir} holds files that are not a resexp run ({', '.join(foreign[:5])}"
+                            f"{', ...' if len(foreign) > 5 else ''}); choose a new or empty hydra.run.dir")
+    held.enter_context(hold(run_dir / LOCK_FILE, f"run directory {run_dir} is being trained by {{holder}}; "
+                                                 "wait for it to end, or stop that process first"))
+    previous = read_status(run_dir)  # as it is now that no other process can change it
     if previous is None and not (run_dir / CONFIG_FILE).exists():
         return Claim(run_dir, cfg, None, False)
     saved = OmegaConf.to_container(load_run_config(run_dir / CONFIG_FILE))
@@ -127,10 +146,10 @@ def _failed_before_training(claim: Claim | None, cfg, message: str) -> None:
     sweep job records `failed` with its one-line error and its config, so that the sweep lists it."""
     run_dir = claim.run_dir if claim else Path(HydraConfig.get().runtime.output_dir)
     if claim is not None and not claim.fresh or cfg.get("resume") or read_status(run_dir) is not None \
-            or (run_dir / CONFIG_FILE).exists():
+            or (run_dir / CONFIG_FILE).exists() or _foreign(run_dir):
         return
     if HydraConfig.get().mode != RunMode.MULTIRUN:
-        remove_new_files(run_dir, (LOG_FILE,), Path.cwd())
+        remove_new_files(run_dir, NEW_RUN_FILES, Path.cwd())
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -150,19 +169,24 @@ def _fail(e: Exception, claim: Claim | None, cfg, started: bool) -> int:
     say(f"[bold red]error:[/] {escape(message)}{hint}", err=True)
     if started:
         write_status(claim.run_dir, "failed", error=message)
-    else:
+    elif not isinstance(e, Busy):  # a directory another process trains in is its, untouched
         _failed_before_training(claim, cfg, message)
     return 2 if isinstance(e, UserError) else EXIT_FAILED
 
 
 def run_job(cfg) -> int:
     """Run one training job and record its status; returns its exit code."""
+    with ExitStack() as held:  # the run directory's claim, until the job ends
+        return _run_job(cfg, held)
+
+
+def _run_job(cfg, held: ExitStack) -> int:
     claim = claimed = None
     try:
         distributed.setup()
         try:
             validate(cfg)
-            claim = claim_run_dir(cfg)
+            claim = claim_run_dir(cfg, held)
             if claim.previous and claim.previous["status"] == "finished" and not claim.longer:
                 say(f"{escape(str(claim.run_dir))} already finished ({claim.previous.get('steps')} steps); "
                     f"left as it is (to train it longer: resexp train resume={escape(str(claim.run_dir))} "
