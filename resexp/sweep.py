@@ -161,7 +161,7 @@ def precheck(overrides, multirun: bool) -> list[str]:
     chosen = {o.get_key_element(): values(o)[0] for o in parsed if values(o)}
     output = base.hydra.sweep if multirun else base.hydra.run
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    check_writable(f"{key}=", chosen.get(key) or _static_part(OmegaConf.to_container(output)["dir"]))
+    check_writable(f"{key}=", chosen.get(key) or _static_part(OmegaConf.to_container(output)["dir"]), directory=True)
     if not multirun:
         preset = [str(k) for k in base.hydra.sweeper.params or {} if str(k) not in chosen]
         if preset:

@@ -336,3 +336,44 @@ def test_a_folder_of_someone_elses_files_is_refused(tmp_path, monkeypatch, capsy
     assert (tmp_path / "mine" / name).read_text() == "my own\n"
     assert main(["train", "-m", *TINY, "depth=8,14", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=mine"]) == 1
     assert [p.name for p in (tmp_path / "mine").iterdir()] == [name]
+
+
+# --- places that are files or cannot exist: one line before any work ---
+
+@pytest.mark.parametrize("args,says", [
+    (["train", *TINY, "hydra.run.dir=afile"], "hydra.run.dir=afile is a file, not a directory"),
+    (["train", *TINY, "hydra.run.dir=/proc/x"], "hydra.run.dir=/proc/x cannot be created: /proc takes no new"),
+    (["train", "-m", *TINY, "depth=8,14", "hydra.sweep.dir=/proc/x"], "hydra.sweep.dir=/proc/x cannot be created"),
+    (["report", "run", "--out", "/proc/x"], "--out /proc/x cannot be created: /proc takes no new entries"),
+    (["report", "run", "--out", "afile"], "--out afile is a file; give a directory"),
+    (["compare", "run", "--out", "afile"], "--out afile is a file; give a directory"),
+    (["gradients", *TINY, "--out", "/proc/x"], "--out /proc/x cannot be created"),
+], ids=["run-dir-file", "run-dir-proc", "sweep-dir-proc", "report-proc", "report-file", "compare-file",
+        "gradients-proc"])
+def test_a_place_that_is_a_file_or_cannot_exist_is_one_line(tmp_path, monkeypatch, capsys, args, says):
+    monkeypatch.chdir(tmp_path)
+    if args[0] in ("report", "compare"):
+        _run(tmp_path)
+        capsys.readouterr()
+    (tmp_path / "afile").write_text("mine\n")
+    assert says in refused(capsys, *args)
+    assert (tmp_path / "afile").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("command", ["train", "gradients"])
+def test_a_working_directory_that_takes_no_files_is_one_line(monkeypatch, capsys, command):
+    monkeypatch.chdir("/proc")  # writable to root as os.access sees it, yet nothing can be made there
+    assert "cannot be created: /proc takes no new entries" in refused(capsys, command, *TINY)
+
+
+@pytest.mark.parametrize("command,name", [("report", "summary.md"), ("report", "runs.csv"),
+                                          ("report", "degradation.png"), ("compare", "summary.csv")])
+def test_report_never_replaces_a_file_in_out(tmp_path, monkeypatch, capsys, command, name):
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / name).write_text("my notes\n")
+    capsys.readouterr()
+    assert f"--out mine already holds {name}" in refused(capsys, command, str(run), "--out", "mine")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == [name]
+    assert (tmp_path / "mine" / name).read_text() == "my notes\n"
