@@ -64,12 +64,13 @@ def group_options(group: str) -> list[str]:
                   | (set(FAMILIES) if group == "model" else set()))
 
 
-def check_group_option(group: str, option: str) -> None:
+def check_group_option(group: str, option: str, key: str | None = None) -> None:
+    """`option` one of the group's (given on the command line as `key`, by default the group itself)."""
     allowed = group_options(group)
     if option not in allowed:
         near = difflib.get_close_matches(str(option), allowed, n=1, cutoff=0.75)
         hint = f"did you mean {near[0]}? " if near else ""
-        raise UserError(f"{group}={option} is not a known {group}; {hint}choose one of: {', '.join(allowed)}")
+        raise UserError(f"{key or group}={option} is not a known {group}; {hint}choose one of: {', '.join(allowed)}")
 
 
 def validate(cfg, files: bool = True) -> None:
@@ -89,9 +90,14 @@ def validate(cfg, files: bool = True) -> None:
         check_model_args(m.name, cfg.depth, **model_options(m))  # the family's options record
     except ValueError as e:
         raise UserError(str(e)) from None
+    for group in ("dataset", "optimizer", "schedule"):  # a group's `name` picks the code that runs it
+        check_group_option(group, cfg[group].name, key=f"{group}.name")
     check_ranges(cfg)  # every other numeric key, once
     if cfg.schedule.name == "multistep":
         _check_milestones(cfg.schedule)
+    if "betas" in cfg.optimizer and len(cfg.optimizer.betas) != 2:
+        raise UserError(f"optimizer.betas={OmegaConf.to_container(cfg.optimizer.betas)} is invalid; it must be "
+                        "two numbers in [0, 1), e.g. [0.9,0.999]")
     d = cfg.dataset
     _check_dataset(d, files)
     if files:
@@ -99,6 +105,8 @@ def validate(cfg, files: bool = True) -> None:
     if d.name == "synthetic" and d.image_size < 8:
         raise UserError(f"dataset.image_size={d.image_size} is invalid; dataset.image_size must be >= 8 for the "
                         "synthetic dataset")
+    if files or d.name != "folder":  # a folder's classes are counted from its files
+        _check_memory(cfg)
 
 
 SPEED_KEYS = {"trainer.precision": ("auto", "fp32", "bf16"), "trainer.channels_last": ("auto", True, False, "on", "off"),
@@ -184,8 +192,8 @@ def _check_dataset(d, files: bool = True) -> None:
         from .data.cifar import check_files
         check_files(d)
     elif d.name == "folder":
-        if not Path(d.root).is_dir():
-            raise UserError(f"dataset.root={d.root} is not a directory; point it at a folder of class sub-folders")
+        from .data.folder import check_files
+        check_files(d)
 
 
 def _is_number(value) -> bool:
@@ -249,6 +257,39 @@ def check_ranges(cfg) -> None:
     d = cfg.dataset
     if "train_size" in d and d.val_size >= d.train_size:
         raise UserError(f"dataset.val_size={d.val_size} is invalid; it must be below dataset.train_size={d.train_size}")
+
+
+# Optimizer numbers kept per weight (momentum; Adam's two moments).
+OPTIMIZER_STATE = {"sgd": 1, "adam": 2}
+GB = 1e9
+
+
+def _check_memory(cfg) -> None:
+    """The net, a batch's activations and the images must fit in the memory of the device that trains them:
+    one line with the sizes, instead of the allocator's message after the data is loaded."""
+    from .data import input_shape
+    from .models.footprint import footprint, training_bytes
+    d = cfg.dataset
+    channels, side, _, classes = input_shape(d)
+    options = tuple(sorted(model_options(cfg.model).items()))
+    fp = footprint(cfg.model.name, cfg.depth, options, channels, side, classes)
+    weights, activations = training_bytes(fp, cfg.trainer.batch_size, OPTIMIZER_STATE[cfg.optimizer.name])
+    images = (d.train_size + d.test_size) * channels * side * side if "train_size" in d else 0  # uint8
+    device, memory = _device_memory(cfg.device)
+    if weights + activations + images > memory:
+        raise UserError(f"the run needs about {(weights + activations + images) / GB:,.0f} GB ({weights / GB:,.1f} "
+                        f"GB for the net's {fp.parameters:,} weights with gradients and optimizer state, "
+                        f"{activations / GB:,.1f} GB for a batch of {cfg.trainer.batch_size}, {images / GB:,.1f} GB "
+                        f"of images) and the {device} has {memory / GB:,.0f} GB; lower model.width, "
+                        "dataset.image_size or trainer.batch_size")
+
+
+def _device_memory(device: str) -> tuple[str, int]:
+    """(what, bytes): the GPU's memory where the run would train on one, else the machine's."""
+    import torch
+    if device != "cpu" and torch.cuda.is_available():
+        return "GPU", torch.cuda.get_device_properties(0).total_memory
+    return "machine", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _check_idx_dataset(d) -> None:
