@@ -4,7 +4,9 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from . import names
 from .errors import UserError
@@ -44,11 +46,24 @@ def resume_config(run_dir) -> Path:
     return path
 
 
+def read_yaml(path):
+    """A config file resexp saved (config.yaml), as OmegaConf; one line naming it when it does not parse
+    (cut short, edited by hand) or holds no mapping."""
+    try:
+        cfg = OmegaConf.load(path)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, OmegaConfBaseException) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"{path} cannot be read ({reason}); restore it, or train a new run") from None
+    if not isinstance(cfg, DictConfig):
+        raise UserError(f"{path} holds no config (a YAML mapping); restore it, or train a new run")
+    return cfg
+
+
 def load_run_config(path):
     """A run directory's saved config.yaml, as this version reads it: model keys the run's family does not
     have are dropped (runs saved before the families' option records carried every family's keys at
     their defaults), so older runs still resume, and still open in the report and explain commands."""
-    cfg = OmegaConf.load(path)
+    cfg = read_yaml(path)
     model = cfg.get("model")
     if model is not None and model.get("name") in FAMILIES:
         own = defaults(model.name)

@@ -242,7 +242,7 @@ def resume_overrides(overrides, multirun: bool):
     if multirun:
         raise UserError("resume= continues one run; drop -m (a re-run sweep resumes its jobs by itself)")
     run_dir = resume[0].split("=", 1)[1]
-    saved = OmegaConf.load(_config.resume_config(run_dir)).trainer
+    saved = _config.read_yaml(_config.resume_config(run_dir)).trainer
     longer = [o for o in others if o.partition("=")[0] in ("trainer.steps", "trainer.epochs")]
     extra = [o for o in others if o not in longer] or longer[1:]
     if extra:

@@ -88,7 +88,9 @@ def test_newest_corrupt_checkpoint_falls_back_to_the_older_intact_one(tmp_path, 
     assert json.loads((tmp_path / "lesion/lesion.json").read_text())[0]["checkpoint"] == older.name
     assert f"checkpoint {newest} is corrupt or unreadable" in capsys.readouterr().err
     assert main(["train", f"resume={run}", "trainer.epochs=3"]) == 0
-    assert f"resuming {run} (finished) from {newest.name}" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert f"using {older.name}, the newest intact one" in said.err
+    assert f"resuming {run} (finished) from {older.name}" in said.out  # the one it uses, not the newest
     assert read_status(run)["steps"] == 12
 
 
@@ -377,3 +379,16 @@ def test_report_never_replaces_a_file_in_out(tmp_path, monkeypatch, capsys, comm
     assert f"--out mine already holds {name}" in refused(capsys, command, str(run), "--out", "mine")
     assert [p.name for p in (tmp_path / "mine").iterdir()] == [name]
     assert (tmp_path / "mine" / name).read_text() == "my notes\n"
+
+
+@pytest.mark.parametrize("text", ["model:\n  name: [resnet\n", "- a list\n"], ids=["cut", "not-a-mapping"])
+@pytest.mark.parametrize("command", [["train", "resume={run}"], ["report", "{run}"], ["lesion", "{run}"]],
+                         ids=["resume", "report", "lesion"])
+def test_a_damaged_config_yaml_is_one_line(tmp_path, monkeypatch, capsys, text, command):
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path)
+    (run / "config.yaml").write_text(text)
+    before = _snapshot(run)
+    capsys.readouterr()
+    assert f"{run / 'config.yaml'} " in refused(capsys, *(a.format(run=run) for a in command))
+    assert _snapshot(run) == before

@@ -19,6 +19,10 @@ class CorruptCheckpoint(UserError):
     """A checkpoint that cannot be read back (cut short, garbage): an older one may stand in for it."""
 
 
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}.pt"
+
+
 def checkpoint_paths(run_dir) -> list[Path]:
     """The run's checkpoints, oldest first (names sort by step)."""
     folder = Path(run_dir) / CHECKPOINT_DIR
@@ -30,7 +34,7 @@ def save_checkpoint(run_dir, state: dict, keep: int) -> Path:
     mid-write leaves the previous checkpoint whole. Then keep only the newest `keep`."""
     folder = Path(run_dir) / CHECKPOINT_DIR
     folder.mkdir(exist_ok=True)
-    path = folder / f"step_{state['step']:08d}.pt"
+    path = folder / checkpoint_name(state["step"])
     tmp = path.with_suffix(".pt.tmp")
     try:
         with open(tmp, "wb") as f:

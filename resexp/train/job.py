@@ -22,7 +22,7 @@ from ..report.runs import load_runs
 from ..report.tables import print_table, rich_table
 from ..track.status import CONFIG_FILE, KILLED, read_status, write_status
 from . import distributed
-from .checkpoint import checkpoint_paths
+from .checkpoint import checkpoint_name
 from .interrupt import StopRequest
 from .loop import Diverged, Interrupted, prepare, train
 
@@ -121,16 +121,22 @@ def claim_run_dir(cfg, held: ExitStack) -> Claim:
 
 
 def _announce(claim: Claim) -> list[str]:
-    """The lines that open a job's output: its run directory, unbroken, and what it continues."""
-    lines = [f"run directory: {escape(str(claim.run_dir.absolute()))}"]
-    if claim.previous is not None:
-        paths = checkpoint_paths(claim.run_dir)
-        was = claim.previous["status"] + (" (its process is gone)" if claim.previous["status"] == KILLED else "")
-        lines.append(f"resuming {escape(str(claim.run_dir))} ({was}) from {paths[-1].name}" if paths else
-                     f"restarting {escape(str(claim.run_dir))} ({was}, no checkpoint) from step 0")
-    for line in lines:
-        say(line)
-    return lines
+    """The line that opens a job's output: its run directory, unbroken."""
+    line = f"run directory: {escape(str(claim.run_dir.absolute()))}"
+    say(line)
+    return [line]
+
+
+def _announce_resume(claim: Claim, step: int) -> list[str]:
+    """What a job continues, once it is known which checkpoint it restored (a newer one that does not
+    read back whole was skipped, with a warning line)."""
+    if claim.previous is None:
+        return []
+    was = claim.previous["status"] + (" (its process is gone)" if claim.previous["status"] == KILLED else "")
+    line = (f"resuming {escape(str(claim.run_dir))} ({was}) from {checkpoint_name(step)}" if step else
+            f"restarting {escape(str(claim.run_dir))} ({was}, no checkpoint) from step 0")
+    say(line)
+    return [line]
 
 
 def _record_new_run(claim: Claim) -> None:
@@ -197,6 +203,7 @@ def _run_job(cfg, held: ExitStack) -> int:
             distributed.share(claimed)  # under torchrun the other ranks train this run, or stop on None
         opening = _announce(claim)
         prepared = prepare(claim.cfg, claim.run_dir)  # data, model, checkpoint, metrics: nothing written yet
+        opening += _announce_resume(claim, prepared.run.step)
         if claim.longer and prepared.run.step >= prepared.tr.total_steps:
             raise UserError(f"{claim.run_dir} has trained {prepared.run.step} steps already; to train it longer "
                             f"give more than that (this config makes {prepared.tr.total_steps})")
