@@ -15,6 +15,7 @@ import hydra
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Quote, QuotedString
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
@@ -241,7 +242,7 @@ def resume_overrides(overrides, multirun: bool):
     others = [o for o in overrides if not o.startswith(("resume=", "hydra.job_logging", "hydra/"))]
     if multirun:
         raise UserError("resume= continues one run; drop -m (a re-run sweep resumes its jobs by itself)")
-    run_dir = resume[0].split("=", 1)[1]
+    run_dir = _unquoted(resume[0].split("=", 1)[1])
     saved = _config.read_yaml(_config.resume_config(run_dir)).trainer
     longer = [o for o in others if o.partition("=")[0] in ("trainer.steps", "trainer.epochs")]
     extra = [o for o in others if o not in longer] or longer[1:]
@@ -258,7 +259,16 @@ def resume_overrides(overrides, multirun: bool):
         now = saved.steps if key == "trainer.steps" else saved.epochs
         if now and int(value) <= now:  # a run counted in epochs, raised in steps: checked against its checkpoint
             raise UserError(f"{line} does not train {run_dir} longer: it was set to {key}={now}; give more")
-    return [*overrides, f"hydra.run.dir={run_dir}"]
+    # Quoted for Hydra's parser, which takes no spaces or non-ASCII letters unquoted.
+    quoted = QuotedString(text=run_dir, quote=Quote.single).with_quotes()
+    return [*(f"resume={quoted}" if o.startswith("resume=") else o for o in overrides), f"hydra.run.dir={quoted}"]
+
+
+def _unquoted(value: str) -> str:
+    """A path as given, without the quotes Hydra's syntax would have wanted around it (`resume="a b"`)."""
+    if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+        return _parse_one(f"x={value}").value()
+    return value
 
 
 def train(args) -> int:

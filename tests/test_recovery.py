@@ -392,3 +392,17 @@ def test_a_damaged_config_yaml_is_one_line(tmp_path, monkeypatch, capsys, text, 
     capsys.readouterr()
     assert f"{run / 'config.yaml'} " in refused(capsys, *(a.format(run=run) for a in command))
     assert _snapshot(run) == before
+
+
+def test_a_run_under_a_path_with_spaces_and_any_letters_resumes(tmp_path, monkeypatch, capsys):
+    import shlex
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "dir with spaces" / "ü 数据"
+    assert main(["train", *TINY, f"hydra.run.dir='{run}'"]) == 0
+    assert main(["train", f"resume={run}", "trainer.epochs=2"]) == 0  # as a shell passes "resume=$RUN"
+    assert main(["train", f'resume="{run}"', "trainer.epochs=3"]) == 0  # quoted the way Hydra's syntax wants
+    assert read_status(run)["steps"] == 12
+    capsys.readouterr()
+    assert main(["train", f"resume={run}"]) == 0
+    hint = capsys.readouterr().out.split("to train it longer: ")[1].split(" trainer.steps")[0]
+    assert shlex.split(hint) == ["resexp", "train", f"resume={run}"]  # pastes into a shell as it is

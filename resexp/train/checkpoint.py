@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..names import resume_arg
 from . import distributed
 
 CHECKPOINT_DIR = "checkpoints"
@@ -51,7 +52,7 @@ def save_checkpoint(run_dir, state: dict, keep: int) -> Path:
         tmp.unlink(missing_ok=True)
         reason = "the disk is full" if e.errno == errno.ENOSPC else e.strerror or str(e)
         raise UserError(f"could not write checkpoint {path}: {reason}; free space or choose another "
-                        f"output directory, then resume with: resexp train resume={run_dir}") from None
+                        f"output directory, then resume with: resexp train {resume_arg(run_dir)}") from None
     for old in checkpoint_paths(run_dir)[:-keep]:
         old.unlink()
     return path

@@ -18,6 +18,7 @@ from ..config import load_run_config, resume_config, validate
 from ..console import log, log_renderable, run_log, say
 from ..errors import UserError, debug_enabled
 from ..files import Busy, hold, remove_new_files
+from ..names import resume_arg
 from ..report.runs import load_runs
 from ..report.tables import print_table, rich_table
 from ..track.status import CONFIG_FILE, KILLED, read_status, write_status
@@ -195,7 +196,7 @@ def _run_job(cfg, held: ExitStack) -> int:
             claim = claim_run_dir(cfg, held)
             if claim.previous and claim.previous["status"] == "finished" and not claim.longer:
                 say(f"{escape(str(claim.run_dir))} already finished ({claim.previous.get('steps')} steps); "
-                    f"left as it is (to train it longer: resexp train resume={escape(str(claim.run_dir))} "
+                    f"left as it is (to train it longer: resexp train {escape(resume_arg(claim.run_dir))} "
                     "trainer.steps=N)")
                 return 0
             claimed = (str(claim.run_dir), OmegaConf.to_container(claim.cfg, resolve=True))
@@ -231,7 +232,7 @@ def _train(cfg, run_dir: Path, stop, prepared) -> int:
         again = (f"torchrun --nproc_per_node={distributed.world_size()} -m resexp"
                  if distributed.world_size() > 1 else "resexp")
         say(f"[magenta]interrupted[/] at step {e.step}, checkpoint saved; continue with:")
-        say(f"  {again} train resume={escape(str(run_dir))}")
+        say(f"  {again} train {escape(resume_arg(run_dir))}")
         raise SystemExit(128 + e.signum) from None
     except Diverged as e:
         last = e.row or {}
