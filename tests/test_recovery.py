@@ -406,3 +406,24 @@ def test_a_run_under_a_path_with_spaces_and_any_letters_resumes(tmp_path, monkey
     assert main(["train", f"resume={run}"]) == 0
     hint = capsys.readouterr().out.split("to train it longer: ")[1].split(" trainer.steps")[0]
     assert shlex.split(hint) == ["resexp", "train", f"resume={run}"]  # pastes into a shell as it is
+
+
+def test_ctrl_c_in_a_sweep_says_how_to_finish_the_sweep(tmp_path, monkeypatch, capsys):
+    from contextlib import nullcontext
+    from resexp.train import job
+
+    class CtrlC:  # stands in for Ctrl-C pressed during the sweep's first job
+        signum = 2
+
+        def __bool__(self):
+            return True
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(job, "StopRequest", lambda: nullcontext(CtrlC()))
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "-m", *TINY, "depth=8,14", "hydra.sweep.dir=sweep"])
+    assert stopped.value.code == 130
+    out = capsys.readouterr().out
+    assert f"train resume={tmp_path}/sweep/0_resnet8-A" in out
+    assert "or finish the whole sweep: run its command again with hydra.sweep.dir=sweep" in out
+    assert not (tmp_path / "sweep/1_resnet14-A").exists()

@@ -4,6 +4,7 @@ A run's record (config.yaml, status.json, metrics, checkpoints) only ever change
 of that run: everything that can fail before training (the data, the model, the checkpoint, the metrics)
 is done before the status says `running`, and a failure there leaves the record as it was."""
 import os
+import shlex
 import time
 import traceback
 from contextlib import ExitStack
@@ -233,6 +234,10 @@ def _train(cfg, run_dir: Path, stop, prepared) -> int:
                  if distributed.world_size() > 1 else "resexp")
         say(f"[magenta]interrupted[/] at step {e.step}, checkpoint saved; continue with:")
         say(f"  {again} train {escape(resume_arg(run_dir))}")
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # the sweep's later jobs have not started
+            sweep = shlex.quote(f"hydra.sweep.dir={HydraConfig.get().sweep.dir}")
+            say(f"or finish the whole sweep: run its command again with {escape(sweep)} (this job resumes, "
+                "finished jobs are left as they are, the rest start)")
         raise SystemExit(128 + e.signum) from None
     except Diverged as e:
         last = e.row or {}
