@@ -427,3 +427,16 @@ def test_ctrl_c_in_a_sweep_says_how_to_finish_the_sweep(tmp_path, monkeypatch, c
     assert f"train resume={tmp_path}/sweep/0_resnet8-A" in out
     assert "or finish the whole sweep: run its command again with hydra.sweep.dir=sweep" in out
     assert not (tmp_path / "sweep/1_resnet14-A").exists()
+
+
+def test_report_and_status_agree_where_a_killed_run_got_to(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path, "sweep/0_run", "trainer.epochs=2")
+    (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text().splitlines()[0] + "\n")  # step 4
+    (run / "status.json").write_text(json.dumps({"status": "running", "pid": _dead_pid(), "step": 0,
+                                                 "total_steps": 8}))
+    capsys.readouterr()
+    assert main(["status", str(tmp_path / "sweep")]) == 0
+    assert "4/8" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "sweep")]) == 0
+    assert f"{run}: killed (at step 4 of 8)" in capsys.readouterr().out

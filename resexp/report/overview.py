@@ -8,7 +8,7 @@ from rich.table import Table
 
 from ..console import console
 from ..errors import UserError
-from ..track.status import KILLED, read_status
+from ..track.status import KILLED, read_status, reached_step
 
 
 def _age(seconds: float) -> str:
@@ -31,7 +31,7 @@ def row(run_dir: Path, root: Path) -> list[str]:
     except UserError:
         metrics = []
     last = metrics[-1] if metrics else {}
-    step = status.get("steps") if status["status"] == "finished" else last.get("step", status.get("step", 0))
+    step = reached_step(status, metrics)
     total = status.get("steps") or status.get("total_steps")
     newest = max(p.stat().st_mtime for p in run_dir.iterdir() if p.is_file())
     state = status["status"] + (" (process gone: resume it)" if status["status"] == KILLED else "")

@@ -15,6 +15,7 @@ from rich.table import Table
 from ..names import short_key
 from ..paper import FAIL, FAIL_MEANS
 from ..console import console
+from ..track.status import reached_step
 from .runs import configurations
 
 RUN_FIELDS = ("run", "family", "depth", "seed", "status", "final_test_error", "best_test_error", "final_train_error",
@@ -228,7 +229,8 @@ def problems(runs: list[dict]) -> list[str]:
     lines = []
     for r in runs:
         if r["status"] != "finished":
-            why = r.get("error") or (f"at step {r['step']}" if r.get("step") is not None else "")
+            total = r.get("total_steps")
+            why = r.get("error") or f"at step {reached_step(r, r['metrics'])}" + (f" of {total}" if total else "")
             lines.append(f"{r['dir']}: {r['status']}" + (f" ({why})" if why else ""))
     return lines
 
