@@ -1,5 +1,6 @@
 """Checks on the composed config and on command-line overrides, each failing as one clear line."""
 import difflib
+import functools
 import os
 from importlib import resources
 from pathlib import Path
@@ -70,6 +71,34 @@ def load_run_config(path):
         for key in [k for k in model if k != "name" and k not in own]:
             del model[key]
     return cfg
+
+
+@functools.lru_cache(maxsize=1)
+def hparam_columns() -> tuple[str, ...]:
+    """Every key a run can be told apart by: train.yaml's own keys, every option of every group, every
+    family's options and the preset groups (experiment, net, debug), less the keys that say where or how a run runs (the run
+    names' exclude_keys). TensorBoard's HPARAMS shows the columns of one run's declaration, whichever it
+    reads first, so every run declares them all, and every run's keys appear under any --logdir."""
+    conf = resources.files("resexp.conf")
+    train = OmegaConf.to_container(OmegaConf.load(conf / "train.yaml"))
+    exclude = set(train["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"])
+    tree = {k: v for k, v in train.items() if k not in ("defaults", "hydra")}
+    for group in ("dataset", "optimizer", "schedule"):
+        for option in group_options(group):
+            node = OmegaConf.to_container(OmegaConf.load(conf / group / f"{option}.yaml"))
+            node.pop("defaults", None)
+            tree[group] = {**tree.get(group, {}), **node}
+    presets = [p.name for p in conf.iterdir() if p.is_dir() and p.name not in (*tree, "model", "hydra", "__pycache__")]
+    keys = {*_flat_dicts(tree), "model.name", *presets,  # `+experiment=X` is the column experiment
+            *(f"model.{key}" for family in FAMILIES for key in defaults(family))}
+    where = ("dataset.url", "dataset.md5.")  # where a dataset's files come from, not what the run is
+    return tuple(sorted(k for k in keys if k not in exclude and not k.startswith(where)))
+
+
+def _flat_dicts(tree, prefix="") -> list[str]:
+    """The dotted keys of a nested dict, a list being one key (`schedule.milestones`)."""
+    return [k for key, value in tree.items()
+            for k in (_flat_dicts(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"])]
 
 
 def group_options(group: str) -> list[str]:

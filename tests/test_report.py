@@ -187,3 +187,25 @@ def test_many_mixed_runs_stay_readable_at_80_columns(sweep, tmp_path):
     for page in pages:
         with Image.open(page) as image:
             assert image.size[0] == 1800 and image.size[1] <= 2250
+
+
+def _hparams(run):
+    content = EventAccumulator(str(run)).Reload().PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    return [h.name for h in experiment.hparam_infos], set(session.session_start_info.hparams)
+
+
+def test_every_run_declares_every_runs_hparams_columns(tmp_path):
+    """HPARAMS shows the columns one run declares, whichever it reads first: each run under a --logdir
+    declares the same ones, and they hold every key by which any of those runs is identified."""
+    runs = {"0_plain8": ["model=plain"], "1_plain14": ["model=plain", "depth=14", "optimizer.lr=0.05"],
+            "3_resnet8-A": ["+experiment=degradation_quick", "model=resnet", "depth=8", *TINY]}
+    for name, overrides in runs.items():
+        assert main(["train", *TINY, *overrides, f"hydra.run.dir={tmp_path / name}"]) == 0
+    declared = {name: _hparams(tmp_path / name) for name in runs}
+    columns = declared["0_plain8"][0]
+    assert all(c == columns for c, _ in declared.values())  # the same for every run: stable between loads
+    assert columns[:5] == ["model.name", "depth", "model.shortcut", "dataset.name", "seed"]
+    assert set().union(*(keys for _, keys in declared.values())) <= set(columns)  # every run's keys
+    assert {"optimizer.lr", "experiment", "model.shortcut"} <= set(columns)
