@@ -316,11 +316,14 @@ def test_a_command_whose_output_goes_away_exits_non_zero_without_a_traceback(tmp
 def test_two_trains_started_together_on_one_directory_train_it_once(tmp_path):
     env = {**os.environ, "COLUMNS": "200"}
     exe = os.path.join(os.path.dirname(sys.executable), "resexp")
-    procs = [subprocess.Popen([exe, "train", *TINY, "trainer.epochs=2", "hydra.run.dir=run"], cwd=tmp_path,
+    # A training split that takes a moment to make: both processes are past their start-up before either trains.
+    args = [*TINY, "dataset.train_size=30000", "trainer.steps=8", "trainer.eval_every=4", "hydra.run.dir=run"]
+    procs = [subprocess.Popen([exe, "train", *args], cwd=tmp_path,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outcomes = sorted((p.wait(300), *p.communicate()) for p in procs)
-    assert outcomes[0][0] == 0, outcomes
-    second = outcomes[1]  # refused while the first trains, or (started late) finding it finished
+    outcomes = [(p.returncode, out, err) for p in procs for out, err in [p.communicate(timeout=300)]]
+    trained = [o for o in outcomes if "training on" in o[1]]
+    assert len(trained) == 1 and trained[0][0] == 0, outcomes
+    (second,) = [o for o in outcomes if o is not trained[0]]  # refused while the first trains, or finding it done
     assert (second[0] == 2 and "is being trained by process" in second[2]
             or second[0] == 0 and "already finished" in second[1]), outcomes
     assert [json.loads(r)["step"] for r in (tmp_path / "run/metrics.jsonl").read_text().splitlines()] == [4, 8]
