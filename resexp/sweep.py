@@ -6,6 +6,7 @@ import difflib
 import functools
 import itertools
 import os
+import shutil
 import sys
 from contextlib import contextmanager
 from importlib import resources
@@ -158,7 +159,11 @@ def precheck(overrides, multirun: bool) -> list[str]:
                 _config.check_group_option(key, v)
     first = [f"{o.get_key_element()}={values(o)[0]}" for o in parsed if values(o)]
     with hydra_initialized():
-        base = compose_job([o for o in first if not o.startswith("hydra.")], hydra=True)
+        try:
+            base = compose_job([o for o in first if not o.startswith("hydra.")], hydra=True)
+        except UserError as e:
+            raise UserError(f"{e}{_plugin_hint(first)}") from None
+    _check_launcher(base)
     chosen = {o.get_key_element(): values(o)[0] for o in parsed if values(o)}
     output = base.hydra.sweep if multirun else base.hydra.run
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
@@ -193,6 +198,36 @@ def precheck(overrides, multirun: bool) -> list[str]:
     given = any(o.get_key_element() == "hydra.sweep.dir" for o in parsed)
     return [f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]",
             *([] if given else [f"hydra.sweep.dir={base.hydra.sweep.dir}"])]
+
+
+# Hydra's launcher and sweeper plugins, by the option that picks them, and the package that brings each.
+PLUGINS = {"hydra/launcher": {"joblib": "hydra-joblib-launcher (pip install 'resexp[joblib]')",
+                              "slurm": "hydra-submitit-launcher (pip install 'resexp[slurm]')",
+                              "submitit_slurm": "hydra-submitit-launcher (pip install 'resexp[slurm]')",
+                              "submitit_local": "hydra-submitit-launcher", "rq": "hydra-rq-launcher",
+                              "ray": "hydra-ray-launcher", "ray_aws": "hydra-ray-launcher"},
+           "hydra/sweeper": {"optuna": "hydra-optuna-sweeper", "ax": "hydra-ax-sweeper",
+                             "nevergrad": "hydra-nevergrad-sweeper"}}
+
+
+def _plugin_hint(overrides) -> str:
+    """How to install the plugin a `hydra/launcher=X` or `hydra/sweeper=X` override asks for, if it is one."""
+    for line in overrides:
+        group, _, option = line.lstrip("+").partition("=")
+        if group not in PLUGINS:
+            continue
+        if option in PLUGINS[group]:
+            return f"; {group}={option} needs the package {PLUGINS[group][option]}"
+        near = difflib.get_close_matches(option, PLUGINS[group], n=1, cutoff=0.6)
+        return f"; did you mean {group}={near[0]}?" if near else ""
+    return ""
+
+
+def _check_launcher(cfg) -> None:
+    """The SLURM launcher (submitit) needs SLURM's commands, which only a cluster's machines have."""
+    if str(cfg.hydra.launcher.get("_target_", "")).endswith(".SlurmLauncher") and not shutil.which("srun"):
+        raise UserError("hydra/launcher=slurm submits each job to SLURM, whose commands (srun) this machine does not have; "
+                        "run the sweep on the cluster's login node, or drop hydra/launcher=slurm")
 
 
 def _with_preset_sweep(overrides, params) -> list[str]:
