@@ -14,6 +14,7 @@ from .files import check_writable, write_text
 from .sweep import compose_job, sweep_jobs
 from .config import check_group_option, validate
 from .console import console
+from .train.cuda import device_names
 
 # mode name -> trainer overrides. A mode is "<eager|graph|graph+compile>-<fp32|bf16>[-cl]" (cl: channels_last).
 ENGINES = {"eager": ["trainer.cuda_graph=false"], "graph": ["trainer.cuda_graph=true"],
@@ -42,14 +43,12 @@ class _Timed:
     """One speed mode's real training step, built from its config, with the loop's log reads."""
 
     def __init__(self, cfg):
+        from .train.cuda import PeakMemory
         from .train.loop import build_training
-        cuda = torch.cuda.is_available() and cfg.device != "cpu"
-        before = torch.cuda.memory_allocated() if cuda else 0
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
+        self.cuda = torch.cuda.is_available() and cfg.device != "cpu"
+        self.memory = PeakMemory() if self.cuda else None
         self.tr = build_training(cfg)
         self.log_every, self.done, self.seconds, self.timed = cfg.trainer.log_every, 0, 0.0, 0
-        self.cuda, self.before = cuda, before
 
     def run(self, count: int, timed: bool = True) -> None:
         start = time.perf_counter()
@@ -68,11 +67,12 @@ class _Timed:
         graphed = getattr(self.tr.run_step, "eager_left", None)
         self.run(max(count, graphed + 1) if graphed is not None else count, timed=False)
         self.run(1)
-        return (torch.cuda.max_memory_allocated() - self.before) / 2**30 if self.cuda else 0.0
+        return self.memory.gib() if self.cuda else 0.0
 
 
-def time_modes(cfgs: list, steps: int, warmup_steps: int) -> list[tuple[float, float]]:
-    """(seconds per step, peak GPU memory in GiB or 0) of `resexp train`'s step under each config. The
+def time_modes(cfgs: list, steps: int, warmup_steps: int) -> list[tuple[float, float, str]]:
+    """(seconds per step, peak GPU memory in GiB or 0, graph state) of `resexp train`'s step under each
+    config; the graph state ("off", "captured" or "fell back: <reason>") says what was really timed. The
     modes take turns, one chunk of steps each, so a host whose speed drifts (a shared VM, a GPU's clock)
     slows them all alike instead of whichever happened to run then."""
     timed = []
@@ -86,7 +86,7 @@ def time_modes(cfgs: list, steps: int, warmup_steps: int) -> list[tuple[float, f
         for t in timed:
             t.run(min(chunk, left))
         left -= min(chunk, left)
-    return [(t.seconds / t.timed, m) for t, m in zip(timed, memory)]
+    return [(t.seconds / t.timed, m, t.tr.graph_state()) for t, m in zip(timed, memory)]
 
 
 def preset_jobs(preset: str) -> list[tuple[str, int, int, int, int]]:
@@ -162,14 +162,15 @@ def main(args) -> int:
         validate(cfg)
         configs.append(cfg)
 
-    device_name = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
+    device_name = device_names()[0] if cuda else f"CPU, {torch.get_num_threads()} threads"
     results = []
     for first in range(0, len(jobs), len(modes)):  # one net at a time, its modes taking turns
         group = slice(first, first + len(modes))
-        for (model, depth, mode), (seconds, memory) in zip(jobs[group], time_modes(configs[group], opts.steps,
-                                                                                     opts.warmup_steps)):
-            results.append({"model": model, "depth": int(depth), "mode": mode, "ms_per_step": 1000 * seconds,
-                            "images_per_s": opts.batch_size / seconds, "peak_memory_gib": memory})
+        for (model, depth, mode), (seconds, memory, graph) in zip(jobs[group], time_modes(
+                configs[group], opts.steps, opts.warmup_steps)):
+            results.append({"model": model, "depth": int(depth), "mode": mode, "graph": graph,
+                            "ms_per_step": 1000 * seconds, "images_per_s": opts.batch_size / seconds,
+                            "peak_memory_gib": memory})
     results.sort(key=lambda r: modes.index(r["mode"]))  # the table: mode by mode
     projections = {}
     for mode in modes:
@@ -178,10 +179,12 @@ def main(args) -> int:
 
     table = Table(title=f"training step on {device_name}", caption=f"batch {opts.batch_size}, "
                   f"{opts.image_size}x{opts.image_size}; mode: engine-precision[-cl = channels_last]")
-    for column in ("mode", "model", "depth", "ms/step", "images/s", *(["peak GiB"] if cuda else [])):
-        table.add_column(column, justify="left" if column in ("mode", "model") else "right", no_wrap=True)
+    for column in ("mode", "model", "depth", "graph", "ms/step", "images/s", *(["peak GiB"] if cuda else [])):
+        table.add_column(column, justify="left" if column in ("mode", "model", "graph") else "right",
+                         no_wrap=column != "graph", overflow="fold")
     for r in results:
-        table.add_row(r["mode"], r["model"], str(r["depth"]), f"{r['ms_per_step']:.1f}", f"{r['images_per_s']:,.0f}",
+        table.add_row(r["mode"], r["model"], str(r["depth"]), r["graph"], f"{r['ms_per_step']:.1f}",
+                      f"{r['images_per_s']:,.0f}",
                       *([f"{r['peak_memory_gib']:.2f}"] if cuda else []))
     console.print(table)
     hours = Table(title="hours the paper's presets would take here", caption=f"measured at batch "

@@ -117,7 +117,8 @@ def test_global_batch_must_split_over_the_ranks(monkeypatch, capsys):
     ("auto", 4, 6, 1, "cuda:2"),  # sweep job 6 on 4 GPUs: jobs share GPUs round-robin
     ("auto", 2, 1, 2, "cuda:1"),  # torchrun's local rank 1
     ("cuda", 2, 1, 2, "cuda:1"),
-    ("cuda", 2, 1, 1, "cuda"),    # one process: the current GPU, as written
+    ("cuda", 2, 1, 1, "cuda:1"),  # sweep job 1: always indexed (set_device refuses a bare "cuda")
+    ("cuda", 1, 0, 1, "cuda:0"),
     ("cpu", 2, 1, 2, "cpu"),
 ])
 def test_device_rule_puts_each_job_or_rank_on_its_own_gpu(monkeypatch, name, gpus, slot, world, expected):

@@ -17,8 +17,10 @@ def test_doctor_runs_the_checks_and_writes_json(tmp_path, capsys, monkeypatch):
     assert list(results) == checks.split(",")
     assert {name: r["result"] for name, r in results.items()} == {
         **{name: "pass" for name in checks.split(",")}, "compile-in-graph": "skip"}
-    assert results["graph-vs-eager"]["detail"] == ("30 steps, 2 lr drops (lr now 0.001): weights within 0.0e+00 "
-                                                   "of eager")
+    compared = [r["detail"] for r in report["results"] if r["check"] == "graph-vs-eager"]
+    assert compared == [f"{o} {p}: 30 steps, 2 lr drops (lr now {lr}): weights within 0.0e+00 of eager"
+                        for o, lr in (("sgd", "0.001"), ("adam", "1e-05")) for p in ("fp32", "bf16")] + [
+        "graph emulated on the CPU"]
     assert results["ddp-1-process"]["detail"] == "DDP step captured on cpu (gloo)"
     assert "no CUDA: graphs emulated" in report["machine"]
     text = capsys.readouterr().out

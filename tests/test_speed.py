@@ -97,18 +97,31 @@ def same_steps(trainings, steps):
             tr.advance(done)
 
 
+# bf16 on a GPU: the graph and eager runs take the same kernels; what is allowed is the rounding of a
+# different reduction order where cuDNN picks another algorithm, over 40 steps.
+TOLERANCE = {"fp32": {"rtol": 1e-4, "atol": 1e-5}, "bf16": {"rtol": 2e-2, "atol": 2e-3}}
+
+
 @needs_cuda
-def test_cuda_graph_step_equals_the_eager_step_for_20_steps(compose_cfg):
-    base = ["device=cuda", "deterministic=true", "trainer.precision=fp32", "trainer.channels_last=false"]
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("optimizer", [[], ["optimizer=adam", "optimizer.lr=0.01"]], ids=["sgd", "adam"])
+def test_cuda_graph_trains_as_eager_with_augmentation_and_lr_drops_after_the_capture(compose_cfg, precision,
+                                                                                    optimizer):
+    """40 steps, crop and flip drawn inside the graph, the lr dropping at steps 12 and 24 (the capture is at
+    step 4): a graph that froze the lr or the random draws would drift from the eager run."""
+    base = ["device=cuda", "deterministic=true", f"trainer.precision={precision}", "trainer.channels_last=false",
+            "trainer.epochs=10", "dataset.augment.flip=true", "dataset.augment.crop_padding=2",
+            "schedule.milestones=[0.3,0.6]", *optimizer]
     eager = build_training(compose_cfg(*base, "trainer.cuda_graph=false"))
     graphed = build_training(compose_cfg(*base, "trainer.cuda_graph=true"))
-    same_steps((eager, graphed), 20)
-    assert graphed.run_step.graph is not None and not graphed.run_step.eager  # captured, then replayed
+    same_steps((eager, graphed), 40)
+    assert graphed.graph_state() == "captured"
+    lr = float(graphed.optimizer.param_groups[0]["lr"])
+    assert lr == pytest.approx(float(eager.optimizer.param_groups[0]["lr"])) and lr < 0.002
     for a, b in zip(eager.model.parameters(), graphed.model.parameters()):
-        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(b.grad, a.grad, rtol=1e-3, atol=1e-5)
+        torch.testing.assert_close(b, a, **TOLERANCE[precision])
     e, g = eager.read_log(), graphed.read_log()
-    assert g.totals == pytest.approx(e.totals, rel=1e-4) and g.norms == pytest.approx(e.norms, rel=1e-3)
+    assert g.totals == pytest.approx(e.totals, rel=TOLERANCE[precision]["rtol"])
 
 
 @pytest.mark.parametrize("device", DEVICES)

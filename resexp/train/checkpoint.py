@@ -11,7 +11,7 @@ import torch
 
 from ..errors import UserError
 from ..names import resume_arg
-from . import distributed
+from . import cuda, distributed
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -121,7 +121,7 @@ def _rank_state(tr) -> dict:
     """What differs between ranks: each one's augmentation streams (CPU and its own GPU) and partial sums."""
     state = {"torch_rng": torch.get_rng_state(), **tr.step.state_dict()}
     if tr.device.type == "cuda":
-        state["cuda_rng"] = torch.cuda.get_rng_state(tr.device)
+        state["cuda_rng"] = cuda.rng_state(tr.device)
     return state
 
 
@@ -160,6 +160,6 @@ def resume(run_dir, tr) -> RunState:
     if isinstance(cuda_rng, list):  # older checkpoints: every GPU's state, as rank 0 saw them
         cuda_rng = cuda_rng[tr.device.index] if tr.device.type == "cuda" and tr.device.index < len(cuda_rng) else None
     if cuda_rng is not None and tr.device.type == "cuda":
-        torch.cuda.set_rng_state(cuda_rng.cpu(), tr.device)
+        cuda.set_rng_state(cuda_rng, tr.device)
     tr.step.load_state_dict({k: saved.pop(k) for k in ("since_log", "since_eval")}, saved["step"])
     return RunState(**{k: saved[k] for k in RunState.__dataclass_fields__ if k in saved})

@@ -6,6 +6,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from . import cuda
+
 
 def rank() -> int:
     return int(os.environ.get("RANK", 0))
@@ -28,11 +30,12 @@ def launched() -> bool:
 def resolve_device(name: str, cuda_count: int, slot: int = 0) -> str:
     """The device a process trains on. `auto` is the CUDA device `slot % cuda_count` when there are GPUs
     (slot: the local rank under torchrun, else the job number of a parallel sweep, so each job gets its
-    own GPU and jobs beyond the GPU count share them round-robin), else the CPU. `cuda` under torchrun is
-    the local rank's GPU; anything else is taken as written."""
+    own GPU and jobs beyond the GPU count share them round-robin), else the CPU. `cuda` is the same GPU as
+    `auto` would pick, always with its index (torch.cuda.set_device refuses an unindexed "cuda":
+    torch/cuda/_utils.py, _get_device_index with optional=False); anything else is taken as written."""
     if name == "auto":
         return f"cuda:{slot % cuda_count}" if cuda_count else "cpu"
-    if name == "cuda" and world_size() > 1:
+    if name == "cuda":
         return f"cuda:{slot % max(cuda_count, 1)}"
     return name
 
@@ -52,9 +55,8 @@ def setup() -> None:
     """Join the process group once: NCCL for CUDA tensors, gloo for CPU ones (so `device=cpu` works on
     a GPU machine too); a no-op without torchrun."""
     if launched() and not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
-        dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+        backend = cuda.join_settings(int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
 
 
 class Silent:
@@ -107,16 +109,10 @@ def all_sum(values: torch.Tensor) -> torch.Tensor:
 
 
 def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """The model in DistributedDataParallel. On CUDA it is built on a side stream, as PyTorch's CUDA graph
-    notes ask ("Usage with DistributedDataParallel"), so a later capture of the step can include it."""
-    if device.type != "cuda":
-        return torch.nn.parallel.DistributedDataParallel(model)
-    side = torch.cuda.Stream(device)
-    side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
-        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device])
-    torch.cuda.current_stream(device).wait_stream(side)
-    return ddp
+    """The model in DistributedDataParallel (on CUDA built as a later capture of the step needs)."""
+    if device.type == "cuda":
+        return cuda.wrap_ddp(model, device)
+    return torch.nn.parallel.DistributedDataParallel(model)
 
 
 def barrier() -> None:

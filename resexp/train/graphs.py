@@ -1,69 +1,28 @@
 """The training step as one captured graph: CUDA's real graphs, and an emulation of them on the CPU.
 
 `GraphedStep` runs a TrainStep a few times eagerly on a side stream, captures it once, then replays the
-capture on every call. It talks to a backend: `CudaGraphs` (torch.cuda on one device) or `EmulatedGraphs`
-(`trainer.cuda_graph=emulate`, the CPU), which behaves like a CUDA graph where it matters to a training
-loop: a capture records the step's tensor operations without changing any tensor that existed before it,
-every Python value is frozen at capture, a replay re-runs only the recorded operations on the same tensors
-(random operations draw anew, as CUDA's graph-safe generator does), and a read back to the host inside a
-capture fails. So a loop that is wrong under a real graph (a schedule that rebinds the lr tensor instead of
-filling it, a value read on the host inside the step) is wrong under the emulation too, and the CPU tests
-see it.
+capture on every call. It talks to a backend: `cuda.CudaGraphs` (torch.cuda on one device) or
+`EmulatedGraphs` (`trainer.cuda_graph=emulate`, the CPU), which behaves like a CUDA graph where it matters
+to a training loop: a capture records the step's tensor operations without changing any tensor that
+existed before it, every Python value is frozen at capture, a replay re-runs only the recorded operations
+on the same tensors (random operations draw anew from the default generator, as CUDA's graph-safe one
+does), and what a real capture refuses fails: a read back to the host (`.item()`, `.tolist()`, `.cpu()`,
+a boolean mask, ops whose output size depends on the data: nonzero, bincount, unique_consecutive,
+repeat_interleave without output_size), a tensor made from host data (`torch.tensor(0.5)`), and an
+explicit generator. So a loop that is wrong under a real graph (a schedule that rebinds the lr tensor
+instead of filling it, a Python counter, a value read on the host inside the step) is wrong under the
+emulation too, and the CPU tests see it. What it cannot model (a CPU tensor read by a GPU kernel, streams,
+the memory pool) is tested against tests/fake_cuda.py, and docs/speed.md lists it.
 """
 import contextlib
 import warnings
 
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..errors import UserError
 from ..console import err_console
-
-
-class CudaGraphs:
-    """torch.cuda's graph API on the run's device (set as the current device, so every stream and the
-    capture are made on it)."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-
-    def stream(self):
-        return torch.cuda.Stream(self.device)
-
-    def current_stream(self):
-        return torch.cuda.current_stream(self.device)
-
-    def use(self, stream):
-        return torch.cuda.stream(stream)
-
-    def graph(self):
-        return torch.cuda.CUDAGraph()
-
-    def capture(self, graph, step) -> None:
-        """Record `step` into `graph` on a fresh side stream. Unlike torch.cuda.graph's context manager,
-        a capture that fails leaves the process as it was: the caller's stream is current again (the stream
-        context exits whatever happens), the stream is out of capture mode and the caching allocator no
-        longer routes allocations to the graph's private pool."""
-        torch.cuda.synchronize(self.device)
-        side = self.stream()
-        side.wait_stream(self.current_stream())
-        with torch.cuda.stream(side):
-            graph.capture_begin()
-            try:
-                step()
-                graph.capture_end()
-            except BaseException:
-                self._abandon(graph)
-                raise
-
-    def _abandon(self, graph) -> None:
-        """Best effort after a failed capture: capture_end ends the stream's capture (an invalidated capture
-        still raises) and stops before the allocator's pool is closed when it raises; close and free it."""
-        index = self.device.index if self.device.index is not None else torch.cuda.current_device()
-        for undo in (graph.capture_end, lambda: torch._C._cuda_endAllocateToPool(index, graph.pool()),
-                     lambda: torch._C._cuda_releasePool(index, graph.pool())):
-            with contextlib.suppress(Exception):
-                undo()
 
 
 class _NoStream:
@@ -72,9 +31,40 @@ class _NoStream:
 
 
 # Ops whose result is a host value, or whose output shape depends on the data (a device-to-host sync):
-# cudaStreamCapture refuses them.
+# cudaStreamCapture refuses them (each seen refused on an H200, torch 2.11: docs/speed.md).
 _HOST_READS = {"aten::_local_scalar_dense", "aten::is_nonzero", "aten::equal", "aten::nonzero",
-               "aten::masked_select", "aten::unique_dim", "aten::_unique2", "aten::allclose"}
+               "aten::masked_select", "aten::unique_dim", "aten::_unique2", "aten::allclose", "aten::bincount",
+               "aten::unique_consecutive", "aten::unique_dim_consecutive", "aten::_unique", "aten::histc"}
+# Tensor methods that hand a tensor's values to Python (on the CPU they dispatch no op a capture could see).
+_HOST_METHODS = {torch.Tensor.tolist, torch.Tensor.cpu, torch.Tensor.numpy, torch.Tensor.item,
+                 torch.Tensor.__bool__, torch.Tensor.__float__, torch.Tensor.__int__, torch.Tensor.__index__}
+
+
+def _refusal(func, args, kwargs) -> str | None:
+    """Why a real capture would refuse this aten op, or None."""
+    schema = func._schema
+    if schema.name in _HOST_READS or not all(_device_value(r.type) for r in schema.returns):
+        return f"{schema.name} reads a tensor back to the host"
+    if schema.name == "aten::repeat_interleave" and kwargs.get("output_size") is None and len(args) < 4:
+        return "aten::repeat_interleave without output_size reads its size back to the host"
+    if schema.name == "aten::index" and any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8)
+                                            for i in (args[1] if len(args) > 1 else [])):
+        return "a boolean mask index reads its size back to the host"
+    if schema.name == "aten::lift_fresh":
+        return "torch.tensor() inside the step copies host memory"
+    if any(isinstance(v, torch.Generator) for v in (*args, *kwargs.values())):
+        return f"{schema.name} draws from an explicit generator, which a capture does not register"
+    return None
+
+
+class _HostCalls(TorchFunctionMode):
+    """Refuses, inside an emulated capture, the Tensor methods that give values to Python."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _HOST_METHODS:
+            raise RuntimeError(f"Tensor.{func.__name__} reads a tensor back to the host: operation not permitted "
+                               "when stream is capturing")
+        return func(*args, **(kwargs or {}))
 
 
 def _device_value(return_type) -> bool:
@@ -132,9 +122,9 @@ class _Recorder(TorchDispatchMode):
         schema = func._schema
         if schema.name.startswith("profiler::"):  # record_function's markers: no work on the device
             return func(*args, **kwargs)
-        if schema.name in _HOST_READS or not all(_device_value(r.type) for r in schema.returns):
-            raise RuntimeError(f"{schema.name} reads a tensor back to the host: operation not permitted when "
-                               "stream is capturing")
+        refused = _refusal(func, args, kwargs)
+        if refused:
+            raise RuntimeError(f"{refused}: operation not permitted when stream is capturing")
         bound = [(a, args[i] if i < len(args) else kwargs.get(a.name)) for i, a in enumerate(schema.arguments)]
         written = [t for a, value in bound if _writes(a) for t in _tensors(value)]
         for t in written:
@@ -166,7 +156,7 @@ class RecordedGraph:
         rng = torch.get_rng_state()
         recorder = _Recorder()
         try:
-            with recorder:
+            with recorder, _HostCalls():
                 step()
         finally:  # a capture runs nothing: the tensors and the random stream are as they were before it
             recorder.restore()
@@ -207,10 +197,13 @@ class GraphedStep:
     kernels, which is what a small net on a big GPU is bound by.
 
     A capture that fails stops the run with one line, or with `fallback` prints one line and trains
-    eagerly from there. `state` says which happened: "pending", "captured" or "fell back: <reason>"."""
+    eagerly from there; never under DDP (`ddp`), whose reducer, after a capture that failed inside
+    backward, still waits for that step's reduction (Reducer::ensure_prior_reduction_finished).
+    `state` says which happened: "pending", "captured" or "fell back: <reason>"."""
 
-    def __init__(self, step, backend, eager_steps: int = 3, fallback: bool = False):
-        self.step, self.backend, self.eager_left, self.fallback = step, backend, eager_steps, fallback
+    def __init__(self, step, backend, eager_steps: int = 3, fallback: bool = False, ddp: bool = False):
+        self.step, self.backend, self.eager_left = step, backend, eager_steps
+        self.fallback, self.ddp = fallback and not ddp, ddp
         self.graph, self.eager, self.state = None, False, "pending"
 
     def __call__(self) -> None:
@@ -241,7 +234,8 @@ class GraphedStep:
         except Exception as e:
             reason = f"{type(e).__name__}: {str(e).splitlines()[0][:100]}" if str(e) else type(e).__name__
             if not self.fallback:
-                raise UserError(f"CUDA graph capture failed ({reason}); trainer.cuda_graph=false trains "
+                under = " under DDP, which cannot fall back to eager after it" if self.ddp else ""
+                raise UserError(f"CUDA graph capture failed{under} ({reason}); trainer.cuda_graph=false trains "
                                 "without one") from None
             err_console.print(f"[yellow]warning:[/] CUDA graph capture failed ({reason}); training eagerly "
                               "(trainer.cuda_graph=false skips the attempt)", highlight=False, soft_wrap=True)

@@ -22,7 +22,8 @@ from ..track.responses import RESPONSE_IMAGES, write_responses
 from . import distributed
 from .checkpoint import RunState, resume, save
 from .evaluate import evaluate
-from .graphs import CudaGraphs, EmulatedGraphs, GraphedStep
+from . import cuda
+from .graphs import EmulatedGraphs, GraphedStep
 from .optim import make_optimizer, make_schedule
 from .speed import pick_device, set_determinism, speed_modes
 from .step import TrainStep
@@ -121,8 +122,8 @@ class Training:
 def build_training(cfg, data=None) -> Training:
     """Seed, data on the device, model, optimizer with its lr as a device tensor, schedule and step."""
     device = pick_device(cfg.device)
-    if device.type == "cuda":  # streams, graph captures and NCCL follow the current device: make it the run's
-        torch.cuda.set_device(device)
+    if device.type == "cuda":
+        cuda.use_device(device)
     world = distributed.world_size()
     set_determinism(cfg.deterministic, device)
     torch.manual_seed(cfg.seed)
@@ -150,9 +151,9 @@ def build_training(cfg, data=None) -> Training:
                      channels_last=modes["channels_last"], divergence_loss=t.divergence_loss, compile=modes["compile"])
     run_step = step
     if modes["cuda_graph"]:
-        # DDP needs 11 eager iterations before a capture (PyTorch's CUDA graphs notes, "Usage with DDP").
-        backend = EmulatedGraphs() if modes["cuda_graph"] == "emulate" else CudaGraphs(device)
-        run_step = GraphedStep(step, backend, eager_steps=11 if ddp else 3, fallback=t.cuda_graph == "auto")
+        backend = EmulatedGraphs() if modes["cuda_graph"] == "emulate" else cuda.CudaGraphs(device)
+        run_step = GraphedStep(step, backend, eager_steps=cuda.DDP_EAGER_STEPS if ddp else 3,
+                               fallback=t.cuda_graph == "auto", ddp=ddp)
     generator = torch.Generator(device).manual_seed(cfg.seed)
     return Training(device, data, model, optimizer, schedule, warmup, step, run_step, modes, steps_per_epoch,
                     total_steps, t.batch_size, t.log_every, t.eval_every or steps_per_epoch, generator)

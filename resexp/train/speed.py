@@ -1,11 +1,10 @@
 """Where and how fast a run trains: its device, and the precision, layout, graph and determinism switches
 with `auto` resolved for that device."""
-import os
 
 import torch
 
 from ..config import CUBLAS_WORKSPACE
-from . import distributed
+from . import cuda, distributed
 
 
 def pick_device(name: str) -> torch.device:
@@ -42,7 +41,7 @@ def set_determinism(deterministic: bool, device: torch.device) -> None:
     """`deterministic=true`: bit-identical runs (and resumes) on a GPU too, at the cost of cudnn's fastest
     algorithms. Otherwise cudnn.benchmark picks the fastest convolution algorithm for each shape."""
     if deterministic and device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+        cuda.deterministic_env(CUBLAS_WORKSPACE)
     if torch.are_deterministic_algorithms_enabled() != deterministic:  # the call imports inductor: 3 s
         torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.deterministic = deterministic
