@@ -2,7 +2,6 @@
 import errno
 import fcntl
 import os
-import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,21 +127,16 @@ class Busy(UserError):
 
 @contextmanager
 def hold(path, busy: str):
-    """An exclusive lock on the file `path` (made when missing) for the
-    block. The OS drops it when its process ends, however it ends (SIGKILL too), so no claim outlives its
-    process, and of two processes asking at the same moment exactly one gets it: the other is refused with
-    `busy`, formatted with the holder (`{holder}`: its pid and host)."""
+    """An exclusive lock on the file `path` (made empty when missing, never written) for the block. The OS
+    drops it when its process ends, however it ends (SIGKILL too), so no claim outlives its process, and of
+    two processes asking at the same moment exactly one gets it: the other is refused with `busy`."""
     try:
-        f = open(path, "a+")
+        f = open(path, "a")
     except OSError as e:
         raise UserError(f"{Path(path).parent} cannot be written: {e.strerror or e}") from None
     with f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0)
-            raise Busy(busy.format(holder=f.read().strip() or "another process")) from None
-        f.truncate(0)
-        f.write(f"process {os.getpid()} on {socket.gethostname()}\n")
-        f.flush()
+            raise Busy(busy) from None
         yield

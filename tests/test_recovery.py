@@ -324,7 +324,7 @@ def test_two_trains_started_together_on_one_directory_train_it_once(tmp_path):
     trained = [o for o in outcomes if "training on" in o[1]]
     assert len(trained) == 1 and trained[0][0] == 0, outcomes
     (second,) = [o for o in outcomes if o is not trained[0]]  # refused while the first trains, or finding it done
-    assert (second[0] == 2 and "is being trained by process" in second[2]
+    assert (second[0] == 2 and "is being trained by another process" in second[2]
             or second[0] == 0 and "already finished" in second[1]), outcomes
     assert [json.loads(r)["step"] for r in (tmp_path / "run/metrics.jsonl").read_text().splitlines()] == [4, 8]
     assert len(list((tmp_path / "run").glob("events.out.tfevents.*"))) == 1

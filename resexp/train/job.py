@@ -96,7 +96,7 @@ def claim_run_dir(cfg, held: ExitStack) -> Claim:
         if foreign:
             raise UserError(f"run directory {run_dir} holds files that are not a resexp run ({', '.join(foreign[:5])}"
                             f"{', ...' if len(foreign) > 5 else ''}); choose a new or empty hydra.run.dir")
-    held.enter_context(hold(run_dir / LOCK_FILE, f"run directory {run_dir} is being trained by {{holder}}; "
+    held.enter_context(hold(run_dir / LOCK_FILE, f"run directory {run_dir} is being trained by another process; "
                                                  "wait for it to end, or stop that process first"))
     previous = read_status(run_dir)  # as it is now that no other process can change it
     if previous is None and not (run_dir / CONFIG_FILE).exists():
