@@ -8,6 +8,7 @@ all its jobs (`resexp train` adds those before the sweep starts, see sweep.prech
 """
 import hashlib
 import re
+import shlex
 
 # Keys the prefix already shows (the Fig. 6 preset's `net` names model and depth).
 IN_PREFIX = ("model", "model.name", "depth", "model.shortcut", "net")
@@ -49,3 +50,9 @@ def name_suffix(overrides, exclude=()) -> str:
 def run_name(name, depth, shortcut, overrides=(), exclude=()) -> str:
     suffix = name_suffix(overrides or (), exclude or ())
     return run_tag(name, depth, shortcut) + (f"_{suffix}" if suffix else "")
+
+
+def resume_arg(run_dir) -> str:
+    """`resume=RUN` as a shell takes it, whatever the path holds (spaces, quotes, any letters): a printed
+    hint that pastes into a shell as it is."""
+    return shlex.quote(f"resume={run_dir}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from ..config import read_yaml
 from ..errors import UserError
 from ..names import short_key
 from ..track.logger import flatten, read_metrics
@@ -53,7 +54,7 @@ def load_run(run_dir: Path) -> dict:
     """One run: its name, status file (status and final numbers), flat config, family, depth and metrics
     rows. A directory without a status file is a run that ended before recording one: failed."""
     path = run_dir / CONFIG_FILE
-    config = flatten(OmegaConf.to_container(OmegaConf.load(path))) if path.exists() else {}
+    config = flatten(OmegaConf.to_container(read_yaml(path))) if path.exists() else {}
     status = read_status(run_dir) or {"status": "failed", "error": "no status file: the job ended before recording one"}
     return {"run": run_dir.name, **status, "dir": run_dir, "config": config, "family": family(config),
             "depth": config.get("depth", "?"), "metrics": read_metrics(run_dir)}

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import torch
 from omegaconf import OmegaConf
 
+from ..config import hparam_columns
 from ..data import load_dataset
 from ..errors import UserError
 from ..models import count_parameters, label, model_from_config, model_options
@@ -294,7 +295,7 @@ def train(cfg, run_dir: Path, stop=(), prepared: Prepared | None = None) -> dict
                 save(run_dir, tr, run, run.elapsed + time.perf_counter() - start, t.keep_checkpoints)
             if halt:
                 raise Interrupted(done, getattr(stop, "signum", None) or signal.SIGTERM)
-        logger.hparams(cfg)
+        logger.hparams(cfg, hparam_columns())
     if leader:
         layout = torch.channels_last if tr.modes["channels_last"] else torch.contiguous_format
         images = data.normalize(data.test_x[:RESPONSE_IMAGES]).contiguous(memory_format=layout)
