@@ -69,7 +69,7 @@ def run(overrides=()) -> dict:
     status = read_status(run_dir)
     if status is None:  # refused by the job itself (its line is printed above), nothing recorded
         raise UserError(f"the run in {run_dir} did not start (exit code {code}); the line above says why")
-    return {"run_dir": Path(run_dir), "exit_code": code, **status}
+    return {"run_dir": Path(run_dir).absolute(), "exit_code": code, **status}
 
 
 def run_sweep(overrides=()):
