@@ -6,6 +6,7 @@ import sys
 import pytest
 from mlflow import MlflowClient
 
+import resexp
 from resexp.cli import main
 from tests.conftest import TINY, refused
 
@@ -49,18 +50,18 @@ def test_logging_leaves_run_names_and_configs_as_they_are(logged_sweep):
 def test_a_single_run_and_its_report_go_to_the_store(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     store = tmp_path / "elsewhere/store.db"
-    args = ["train", *TINY, "+logger=mlflow", f"hydra.callbacks.mlflow.tracking_uri=sqlite:///{store}",
-            "hydra.run.dir=one"]
-    assert main(args) == 0
+    logged = [*TINY, "+logger=mlflow", f"hydra.callbacks.mlflow.tracking_uri=sqlite:///{store}"]
+    run_dir = resexp.run(logged)["run_dir"]
+    assert "logger" not in run_dir.name  # named by what the run is, not where it is logged
     client, runs = _runs(store)
-    assert set(runs) == {"one"} and "mlflow.parentRunId" not in runs["one"].data.tags
-    first = runs["one"].info.run_id
+    assert set(runs) == {run_dir.name} and "mlflow.parentRunId" not in runs[run_dir.name].data.tags
+    first = runs[run_dir.name].info.run_id
     assert "report/degradation.png" in {a.path for a in client.list_artifacts(first, "report")}
-    assert main(["train", "resume=one", "trainer.epochs=2"]) == 0  # trained longer, without the logger
-    assert main(args[:-1] + ["hydra.run.dir=one", "trainer.epochs=2"]) == 0  # logged again: replaces its run
+    assert main(["train", f"resume={run_dir}", "trainer.epochs=2"]) == 0  # trained longer, without the logger
+    resexp.run([*logged, f"hydra.run.dir='{run_dir}'", "trainer.epochs=2"])  # logged again: replaces its run
     client, runs = _runs(store)
-    assert set(runs) == {"one"} and runs["one"].info.run_id != first
-    assert len(client.get_metric_history(runs["one"].info.run_id, "test/error")) == 2  # both epochs
+    assert set(runs) == {run_dir.name} and runs[run_dir.name].info.run_id != first
+    assert len(client.get_metric_history(runs[run_dir.name].info.run_id, "test/error")) == 2  # both epochs
 
 
 def test_a_missing_mlflow_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys):
