@@ -19,6 +19,7 @@ from .track.status import reached_step
 SPLITS = ("train", "test", "val")
 CURVES = ("error", "loss")
 # Numbers of a run beside its final errors: how long it ran, its size, the paper's number for its net.
+COUNTS = ("depth", "seed", "steps", "parameters")
 RUN_NUMBERS = ("steps", "wall_time", "parameters", "paper_test_error", "paper_statistic", "paper_source")
 
 
@@ -80,9 +81,19 @@ def load_runs(path) -> pd.DataFrame:
 
     The degradation table: `load_runs(sweep).pivot_table(index="depth", columns="family",
     values="final_test_error")`."""
-    runs = read_runs([path])
+    return runs_table(read_runs([path]), Path(path))
+
+
+def runs_table(runs: list[dict], root: Path) -> pd.DataFrame:
+    """load_runs' table of runs already read (report/runs.load_runs), named by their paths under `root`:
+    also the report's runs.csv."""
     keys = _identity(runs)
-    return pd.DataFrame([_row(r, name, keys) for r, name in zip(runs, _names(runs, Path(path)))])
+    table = pd.DataFrame([_row(r, name, keys) for r, name in zip(runs, _names(runs, root))])
+    for column in COUNTS:  # whole numbers stay whole beside a run that has none (pandas' nullable Int64)
+        if column in table and pd.api.types.is_numeric_dtype(table[column]) \
+                and all(float(v).is_integer() for v in table[column].dropna()):
+            table[column] = table[column].astype("Int64")
+    return table
 
 
 def load_curves(path) -> pd.DataFrame:

@@ -25,6 +25,11 @@ def test_the_degradation_pivot_holds_the_reports_numbers(logged_sweep, tmp_path)
     assert len(summary) == 4 and table.shape == (2, 2)
     for row in summary:
         assert table.loc[int(row["depth"]), row["family"]] == float(row["test_error_mean"])
+    written = pd.read_csv(tmp_path / "report" / "runs.csv")  # the report's runs.csv is load_runs' table
+    read = resexp.load_runs(sweep)
+    assert list(written.columns) == list(read.columns) and list(written["run"]) == list(read["run"])
+    for column in ("final_test_error", "best_test_loss", "parameters", "steps", "wall_time"):
+        assert list(written[column]) == list(read[column])
 
 
 def test_one_row_per_run_with_its_identity_and_record(logged_sweep):
