@@ -3,7 +3,6 @@ report's artifacts, a missing package as one line."""
 import json
 import sys
 
-import pytest
 from mlflow import MlflowClient
 
 import resexp

@@ -1,7 +1,8 @@
-"""The report's tables: one row per configuration (mean ± std over seeds) and one row per run.
+"""The report's tables: one row per configuration (mean ± std over seeds); runs.csv, one row per run, is
+resexp.load_runs' table (frames.py).
 
 The same rows go to the terminal (rich; the end-of-sweep summary and `resexp report` print the same
-table), summary.md, summary.csv and runs.csv. Means are over the finished runs only; failed, diverged,
+table), summary.md and summary.csv. Means are over the finished runs only; failed, diverged,
 interrupted and running runs are counted in the status column.
 """
 import csv
