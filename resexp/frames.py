@@ -18,8 +18,9 @@ from .track.status import reached_step
 # training lr at the evaluation.
 SPLITS = ("train", "test", "val")
 CURVES = ("error", "loss")
-# Numbers of a run beside its final errors: how long it ran, its size, the paper's number for its net.
+# Columns of whole numbers (a failed run has none, which would make pandas print 75290.0)
 COUNTS = ("depth", "seed", "steps", "parameters")
+# Numbers of a run beside its final errors: how long it ran, its size, the paper's number for its net.
 RUN_NUMBERS = ("steps", "wall_time", "parameters", "paper_test_error", "paper_statistic", "paper_source")
 
 
