@@ -14,7 +14,7 @@ from .errors import UserError
 from .track.status import CONFIG_FILE
 from .models import FAMILIES, check_model_args, defaults, model_options
 
-GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment", "net")
+GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment", "net", "logger")
 DEVICES = ("auto", "cpu", "cuda")
 
 
