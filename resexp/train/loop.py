@@ -2,6 +2,7 @@
 config by `build_training`), whose `advance` is the one per-step function every path shares."""
 import math
 import signal
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,7 +176,7 @@ BF16_MARGIN = 0.9
 
 def timed_precision(cfg, data) -> tuple[str, str]:
     """fp32 or bf16, whichever runs this run's own step faster on this CPU (one whose bf16 may or may not
-    pay: AVX512-BF16 without AMX), with why. Each is timed for 3 steps after one, alternating, on throwaway
+    pay: AVX512-BF16 without AMX), with why. Each is timed for 4 steps after two, alternating, on throwaway
     copies of the run; the choice is remembered for this machine and net, and every rank takes rank 0's.
     The random stream is left as it was, so a run trains the same whether it timed or remembered."""
     t = cfg.trainer
@@ -186,14 +187,16 @@ def timed_precision(cfg, data) -> tuple[str, str]:
         rng = torch.get_rng_state()
         trainings = {p: build_training(OmegaConf.merge(cfg, {"trainer": {"precision": p}}), data)
                      for p in ("fp32", "bf16")}
-        seconds = dict.fromkeys(trainings, 0.0)
-        for done in range(1, 5):
+        seconds = {p: [] for p in trainings}
+        for done in range(1, 7):
             for precision, tr in trainings.items():
                 started = time.perf_counter()
                 tr.advance(done)
-                seconds[precision] += (time.perf_counter() - started) * (done > 1)
+                seconds[precision].append(time.perf_counter() - started)
         torch.set_rng_state(rng)
-        ms = {p: round(1000 * s / 3, 1) for p, s in seconds.items()}
+        # the median of steps 3-6: the first steps build oneDNN's kernels, and other work on the machine
+        # slows a step now and then
+        ms = {p: round(1000 * statistics.median(s[2:]), 1) for p, s in seconds.items()}
         choice = {"precision": "bf16" if ms["bf16"] < BF16_MARGIN * ms["fp32"] else "fp32", "ms_per_step": ms}
         speed.remember(key, choice)
     choice = distributed.share(choice)
