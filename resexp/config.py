@@ -21,13 +21,20 @@ def first_dir(*paths: str) -> str:
     return next((p for p in paths if Path(p).is_dir()), paths[-1])
 
 
+def family_depth(name):
+    """conf/train.yaml's `depth`: the model family's default depth (None for an unknown family, which
+    validate() names)."""
+    return FAMILIES[name].default_depth if name in FAMILIES else None
+
+
 def register() -> None:
     """What Hydra needs from resexp before it composes anything (called by resexp.conf, the config package
     Hydra loads): the resolvers of run names and presets, and one `model` group option per model family,
     made from its options record (conf/model/*.yaml hold presets only)."""
     from hydra.core.config_store import ConfigStore
 
-    resolvers = {"first_dir": first_dir, "run_tag": names.run_tag, "run_name": names.run_name}
+    resolvers = {"first_dir": first_dir, "run_tag": names.run_tag, "run_name": names.run_name,
+                 "default_depth": family_depth}
     for name, function in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)

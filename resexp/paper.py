@@ -147,35 +147,33 @@ PUBLISHED = [
           (3, "ResNet-152", "imagenet_resnet", 152, B, 21.43))],
 ]
 
-# Options whose non-default values make another architecture than the family's own: a run with one of
-# them has the reference of a row whose options name it, or none. (Width, norm, init and the projection's
-# norm are the run's recipe, compared with the paper's net as before.)
-VARIANT_KEYS = ("block_order", "skip", "shortcut_kind", "residual_scale", "block", "growth", "bottleneck",
-                "compression", "cardinality", "base_width")
-
-
 def _matches(row: Published, dataset, model, depth, options) -> bool:
+    """The row's net is the run's: same dataset, family and depth, every option the row names at its value,
+    and every option that changes the net (the family's `variants`) at its default unless the row names it.
+    (Width, norm, init and the projection's norm are the run's recipe, compared with the paper's net.)"""
     if (row.dataset, row.model, row.depth) != (dataset, model, depth):
         return False
-    base = defaults(model) if model in FAMILIES else {}  # the family's own defaults
+    family = FAMILIES.get(model)
+    base = defaults(model) if family else {}  # the family's own defaults
     if any(options.get(key, base.get(key)) != value for key, value in row.options.items()):
         return False
-    return all(key in row.options for key in VARIANT_KEYS if key in base and options.get(key, base[key]) != base[key])
+    variants = family.variants if family else ()
+    return all(key in row.options for key in variants if key in base and options.get(key, base[key]) != base[key])
 
 
-def published(dataset: str, model: str, depth: int, shortcut: str | None = None, options=None) -> list[Published]:
+def published(dataset: str, model: str, depth: int, options=None) -> list[Published]:
     """Every published number for this configuration, in PUBLISHED's order (the first is the one a
-    report compares with). `options`: the run's model group (its defaults where it has no key)."""
-    options = {**dict(options or {}), "shortcut": shortcut}  # plain nets' rows name no shortcut
+    report compares with). `options`: the run's model group (its family's defaults where it has no key)."""
+    options = dict(options or {})
     return [row for row in PUBLISHED if _matches(row, dataset, model, depth, options)]
 
 
-def reference(dataset: str, model: str, depth: int, shortcut: str, options=None, batch_size=None) -> dict:
+def reference(dataset: str, model: str, depth: int, options=None, batch_size=None) -> dict:
     """The status.json fields for this configuration: paper_test_error (% or FAIL), paper_source (paper,
     table, net), paper_statistic, paper_dataset, paper_note where the comparison is loose, and paper_also
     (the other published numbers for the same net, e.g. He et al. 2016's median beside He et al. 2015's
     best); {} when no paper has a number for it. A report shows the number only beside runs on that dataset."""
-    rows = published(dataset, model, depth, shortcut, options)
+    rows = published(dataset, model, depth, options)
     if not rows:
         return {}
     # a run at a batch the paper also trained at is compared with that number first (sorted() is stable)

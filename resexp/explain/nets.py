@@ -137,14 +137,6 @@ def labels(results) -> list[str]:
     return [n if nets.count(n) == 1 else Path(r["run"]).name for n, r in zip(nets, results)]
 
 
-def shortcut_of(block):
-    """A residual block's shortcut module (identity, padding, projection, scaling...), None for any other
-    module: every residual unit of resexp.models keeps its h(x) as `.shortcut`."""
-    import torch
-    shortcut = getattr(block, "shortcut", None)
-    return shortcut if isinstance(shortcut, torch.nn.Module) else None
-
-
 def progress():
     """A progress bar on stderr (stdout stays clean for --json), gone when done."""
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,

@@ -70,7 +70,7 @@ class RunLogger:
 
     def hparams(self, config) -> None:
         """What identifies the run (TensorBoard's HPARAMS tab), in its own event file: model, depth,
-        shortcut, dataset, seed and every key overridden on the command line (a sweep's swept keys
+        the options its label shows, dataset, seed and every key overridden on the command line (a sweep's swept keys
         among them), typed. Its metrics are the last points of the curves already logged, so no
         single-point tag joins TIME SERIES. (`SummaryWriter.add_hparams` would write a stray second run.)"""
         config = config if isinstance(config, dict) else OmegaConf.to_container(config, resolve=True)
@@ -93,7 +93,8 @@ class RunLogger:
 
 HPARAMS_METRICS = ("test/error", "train/error")
 # Always in HPARAMS, first; then every overridden key. The rest of the config is in the run's config.yaml.
-IDENTIFYING = ("model.name", "depth", "model.shortcut", "dataset.name", "seed")
+# (and the options the family's label shows, models.Family.shown: model.shortcut, model.widen, ...)
+IDENTIFYING = ("model.name", "depth", "dataset.name", "seed")
 
 
 def _overrides(run_dir: Path) -> list[str]:
@@ -104,7 +105,10 @@ def _overrides(run_dir: Path) -> list[str]:
 def identifying_hparams(flat: dict, overrides: list[str]) -> dict:
     """{key: typed value}: IDENTIFYING, then each overridden key as the composed config holds it (a config
     group such as `model=plain` by its name; `+experiment=X` as experiment: X). None becomes 'null'."""
-    values = {k: flat[k] for k in IDENTIFYING if k in flat}
+    from ..models import FAMILIES
+    family = FAMILIES.get(str(flat.get("model.name")))
+    shown = [f"model.{key}" for key in family.shown()] if family else []
+    values = {k: flat[k] for k in (*IDENTIFYING[:2], *shown, *IDENTIFYING[2:]) if k in flat}
     for override in overrides:
         key, _, value = override.lstrip("+~").partition("=")
         key = f"{key}.name" if f"{key}.name" in flat else key

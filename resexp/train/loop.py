@@ -261,5 +261,5 @@ def train(cfg, run_dir: Path, stop=(), prepared: Prepared | None = None) -> dict
             "device": str(tr.device), "modes": describe_modes(tr),
             **({"final_val_error": row["val_error"]} if "val_error" in row else {}),
             **({"warmup_ended_at": tr.warmup.ended_at} if tr.warmup.ended_at else {}),
-            **reference(cfg.dataset.name, cfg.model.name, cfg.depth, cfg.model.get("shortcut"), cfg.model,
+            **reference(cfg.dataset.name, cfg.model.name, cfg.depth, cfg.model,
                         cfg.trainer.batch_size)}
