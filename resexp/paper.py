@@ -5,7 +5,8 @@ A run looks its configuration up here (`reference`) and records the number, its 
 statistic in status.json, so a comparison needs no lookup. The statistics differ between papers and
 must not be mixed: He et al. 2015 print one run per net, and for ResNet-110 the best of 5 runs (Table
 6 caption); He et al. 2016 print the median of 5 runs, with mean±std in brackets where they give it
-(sec. 3.1, Table 4 caption); Xie et al. 2017 the mean of 10 runs (Table 7). Where the paper could not
+(sec. 3.1, Table 4 caption); Xie et al. 2017 the mean of 10 runs (Table 7); Zagoruyko and Komodakis 2016
+the median of 5 runs (Tables 5 and 6). Where the paper could not
 train a net it prints "fail" (FAIL: a test error above 20%).
 """
 from dataclasses import dataclass, field
@@ -134,6 +135,14 @@ PUBLISHED = [
                 {"cardinality": cardinality, "base_width": 64},
                 note="the paper trains pre-activation bottlenecks at batch 256, weight decay 5e-4")
       for cardinality, errors in ((8, (3.65, 17.77)), (16, (3.58, 17.31)))
+      for dataset, error in zip(("cifar10", "cifar100"), errors)],
+    # Zagoruyko and Komodakis 2016, WRN-28-10, in the versions from arXiv v2 on: mean/std normalization, flip and
+    # translation (v1's Table 4 numbers are for ZCA-whitened images, 4.17 and 20.50). Table 5 (no dropout) and
+    # Table 6 (dropout 0.3 between the convs) give the median of 5 runs (their captions; the authors' README too).
+    *[Published(error, f"Zagoruyko and Komodakis 2016, Table {table}, WRN-28-10{net}", MEDIAN_OF_5, dataset,
+                "wide_resnet", 28, {"widen": 10, "dropout": dropout},
+                note="the paper trains 200 epochs at batch 128, weight decay 5e-4, Nesterov momentum")
+      for table, net, dropout, errors in (("5 and 6", "", 0.0, (4.00, 19.25)), (6, ", dropout 0.3", 0.3, (3.89, 18.85)))
       for dataset, error in zip(("cifar10", "cifar100"), errors)],
     # He et al. 2015, Tables 2 and 3: ImageNet top-1 error (Table 2's nets use option A; Table 3 adds B
     # and C for ResNet-34, and its 50/101/152 use B).

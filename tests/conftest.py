@@ -68,6 +68,22 @@ def tiny_runs(tmp_path_factory):
     return root
 
 
+def small_net(model_option: str) -> list[str]:
+    """Overrides for a small, quick net of a `model` option (a family or a preset), derived from its
+    family's declaration alone: `model=X`, its smallest depth and every integer option of its record that
+    defaults above 2 (growth, cardinality, widen, ...) at 2; width stays for the caller to set."""
+    from hydra import compose, initialize_config_module
+    from resexp.models import FAMILIES
+    from resexp.models.options import option_fields
+    with initialize_config_module("resexp.conf", version_base="1.3"):
+        model = dict(compose("train", overrides=[f"model={model_option}"]).model)
+    family = FAMILIES[model.pop("name")]
+    small = {name: 2 for name, f in option_fields(family.options).items()
+             if name != "width" and type(f.default) is int and f.default > 2 and f.metadata["test"](2)}
+    depth = family.smallest_depth(**{**model, **small})
+    return [f"model={model_option}", f"depth={depth}", *(f"model.{k}={v}" for k, v in small.items())]
+
+
 def refused(capsys, *args) -> str:
     """`resexp ARGS` exits 2 with one line on stderr, `error: ...`; returns that line."""
     from resexp.cli import main

@@ -1,6 +1,11 @@
 import json
+import os
 import pickle
-from dataclasses import dataclass
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from resexp import build_model, count_parameters
-from resexp.models.options import ConvOptions, count
 from resexp.models.activations import ACTIVATIONS
 from resexp.models.shortcuts import PadShortcut, Projection
 
@@ -92,46 +96,41 @@ def test_unknown_options_name_what_is_allowed(kwargs, word):
         build_model(**{"arch": "resnet", "depth": 20, **kwargs})
 
 
-# A family written as CONTRIBUTING.md says: one module (here, the test), one registry line.
-@dataclass
-class StackOptions(ConvOptions):
-    widen: int = count(2, "the stack's channels are width x widen")
+ROOT = Path(__file__).resolve().parent.parent
 
 
-class Stack(nn.Module):
-    """`depth` - 1 convs and a linear classifier."""
+def contribute_family(tmp_path) -> Path:
+    """A copy of the repository (package, configs, tests, docs) with tests/new_family/res_stack.py added as
+    CONTRIBUTING.md says: the module in resexp/models/, its import and its line in FAMILIES. Nothing else."""
+    copy = tmp_path / "repo"
+    for part in ("resexp", "tests", "docs"):
+        shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__", "*.png"))
+    shutil.copytree(ROOT / "conf", copy / "resexp" / "conf")  # where the wheel puts it (pyproject.toml)
+    shutil.copy(ROOT / "pyproject.toml", copy)
+    shutil.copy(ROOT / "tests/new_family/res_stack.py", copy / "resexp/models/res_stack.py")
+    registry = copy / "resexp/models/__init__.py"
+    lines = registry.read_text().splitlines(keepends=True)
+    last_import = max(i for i, line in enumerate(lines) if line.startswith("from ."))
+    lines.insert(last_import + 1, "from .res_stack import RES_STACK\n")
+    end = lines.index("}\n", next(i for i, line in enumerate(lines) if line.startswith("FAMILIES")))
+    lines.insert(end, '    "res_stack": RES_STACK,\n')
+    registry.write_text("".join(lines))
+    return copy
 
-    def __init__(self, *, depth, num_classes, in_channels, width, activation, norm, widen):
-        super().__init__()
-        channels = [in_channels] + [width * widen] * (depth - 1)
-        self.convs = nn.Sequential(*(nn.Sequential(nn.Conv2d(a, b, 3, padding=1), nn.ReLU())
-                                     for a, b in zip(channels, channels[1:])))
-        self.fc = nn.Linear(channels[-1], num_classes)
 
-    def forward(self, x):
-        return self.fc(self.convs(x).mean((2, 3)))
-
-
-def stack_depth(depth, **_):
-    if depth < 2:
-        raise ValueError(f"depth={depth} is invalid for model stack; it must be >= 2")
-
-
-def test_a_new_family_is_one_module_and_one_registry_line(tmp_path, monkeypatch, capsys):
-    from resexp.cli import main
-    from resexp.config import register
-    from resexp.models import FAMILIES, Family
-    from tests.conftest import TINY
-    monkeypatch.setitem(FAMILIES, "stack", Family(Stack, stack_depth, StackOptions))  # the registry line
-    register()  # what a new process does when Hydra loads resexp's configs
-    monkeypatch.chdir(tmp_path)
-    assert main(["train", *TINY, "model=stack", "depth=3", "model.widen=3", "trainer.steps=2",
-                 "hydra.run.dir=run"]) == 0
-    status = json.loads((tmp_path / "run/status.json").read_text())
-    assert status["status"] == "finished" and status["steps"] == 2
-    assert status["parameters"] == count_parameters(build_model("stack", 3, widen=3))
-    capsys.readouterr()
-    assert main(["train", *TINY, "model=stack", "depth=3", "model.widen=0"]) == 2  # its record checks it
-    assert "model.widen=0 is invalid; it must be a positive integer" in capsys.readouterr().err
-    assert main(["train", *TINY, "model=stack", "depth=1"]) == 2  # and its depth rule
-    assert "depth=1 is invalid for model stack" in capsys.readouterr().err
+def test_a_new_family_is_one_module_and_one_registry_line(tmp_path):
+    """The suite's per-family tests (parametrized over the registry) take the new family with no edit:
+    its layer count, smallest net, config group option, determinism, filter-normalized directions,
+    label and a smoke run without a depth; and the docs' tables gain its row by regeneration."""
+    copy = contribute_family(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(copy), "OMP_NUM_THREADS": "1"}
+    tests = ["tests/test_describe.py", "tests/test_landscape.py", "tests/test_config.py", "tests/test_recovery.py",
+             "tests/test_families.py", "tests/test_models.py"]
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "slow or not slow",
+                          "-k", "res_stack", *tests], cwd=copy, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    passed = int(re.search(r"(\d+) passed", run.stdout).group(1))
+    assert passed >= 8 and "failed" not in run.stdout, run.stdout[-2000:]
+    stale = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_docs.py"],
+                           cwd=copy, env=env, capture_output=True, text=True, timeout=300)
+    assert stale.returncode != 0 and "res_stack" in stale.stdout  # the docs name it once regenerated

@@ -17,6 +17,7 @@ from .linear import LINEAR_DEEP
 from .preact import PREACT_RESNET
 from .resnext import RESNEXT
 from .vgg import VGG_FAMILY
+from .wide_resnet import WIDE_RESNET
 
 FAMILIES: dict[str, Family] = {
     "plain": PLAIN,
@@ -31,6 +32,7 @@ FAMILIES: dict[str, Family] = {
     "imagenet_plain": IMAGENET_PLAIN,
     "imagenet_resnet": IMAGENET_RESNET,
     "linear_deep": LINEAR_DEEP,
+    "wide_resnet": WIDE_RESNET,
 }
 
 
