@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from . import names
 from .errors import UserError
 from .track.status import CONFIG_FILE
-from .models import FAMILIES, check_model_args, defaults, model_options
+from .models import FAMILIES, check_model_args, default_depth, defaults, model_options
 
 GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment", "net")
 DEVICES = ("auto", "cpu", "cuda")
@@ -21,10 +21,12 @@ def first_dir(*paths: str) -> str:
     return next((p for p in paths if Path(p).is_dir()), paths[-1])
 
 
-def family_depth(name):
-    """conf/train.yaml's `depth`: the model family's default depth (None for an unknown family, which
-    validate() names)."""
-    return FAMILIES[name].default_depth if name in FAMILIES else None
+def family_depth(model):
+    """conf/train.yaml's `depth`: the default depth of the `model` group's family with its options (None
+    for an unknown family, which validate() names)."""
+    model = dict(model)
+    name = model.pop("name", None)
+    return default_depth(name, model) if name in FAMILIES else None
 
 
 def register() -> None:

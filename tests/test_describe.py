@@ -142,7 +142,7 @@ def test_every_family_has_the_weighted_layers_its_declaration_counts(arch):
     as the papers count depth; where a family's depth counts otherwise, its declaration says how."""
     from resexp.models.parts import weighted_layers
     family = FAMILIES[arch]
-    for depth in (family.default_depth, family.smallest_depth()):
+    for depth in (family.depth_for({}), family.smallest_depth()):
         with torch.device("meta"):
             model = build_model(arch, depth)
         assert len(weighted_layers(model)) == family.layers(depth, **defaults(arch)), depth

@@ -148,7 +148,7 @@ def test_vgg_pooling_to_7x7_equals_adaptive_pooling(side):
 def test_every_model_builds_at_its_familys_default_depth(compose_cfg, option):
     """`model=X` without a depth: the family's declared default depth, which its own rule accepts."""
     cfg = compose_cfg(f"model={option}", tiny=False)
-    assert cfg.depth == FAMILIES[cfg.model.name].default_depth
+    assert cfg.depth == FAMILIES[cfg.model.name].depth_for(model_options(cfg.model))
     validate(cfg)
     assert _count(cfg, 10) > 0
 

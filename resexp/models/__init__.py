@@ -61,7 +61,7 @@ def check_model_args(arch, depth, **options) -> dict:
 def build_model(arch="resnet", depth=None, num_classes=10, in_channels=3, **options) -> nn.Module:
     """The net of family `arch` at `depth` (None: the family's default depth); `options` are the family's
     own (options.py records), any left out take their defaults."""
-    depth = default_depth(arch) if depth is None else depth
+    depth = default_depth(arch, options) if depth is None else depth
     values = check_model_args(arch, depth, **options)
     init = [values.pop(key) for key in ("init", "init_alpha", "init_std")]  # every family's (options.Options)
     zero_init_residual = values.pop("zero_init_residual", False)
@@ -81,11 +81,11 @@ def label(arch: str, depth="", options=None) -> str:
     return FAMILIES[arch].name(arch, depth, {**own, **{k: v for k, v in dict(options or {}).items() if k in own}})
 
 
-def default_depth(arch: str) -> int:
-    """The depth `model=<arch>` builds without a `depth=` (conf/train.yaml reads it)."""
+def default_depth(arch: str, options=None) -> int:
+    """The depth `model=<arch>` builds without a `depth=` (conf/train.yaml reads it), with these options."""
     if arch not in FAMILIES:
         raise ValueError(f"unknown model {arch!r}; choose one of: {', '.join(FAMILIES)}")
-    return FAMILIES[arch].default_depth
+    return FAMILIES[arch].depth_for({k: v for k, v in dict(options or {}).items() if k in defaults(arch)})
 
 
 def model_options(model_cfg) -> dict:

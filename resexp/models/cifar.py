@@ -159,4 +159,4 @@ RESNET = Family(partial(CifarNet, "basic"), cifar_depth("basic"), ResNetOptions,
 # ResNet-164 is He et al. 2016's bottleneck net (Tables 2-4).
 RESNET_BOTTLENECK = Family(partial(CifarNet, "bottleneck"), cifar_depth("bottleneck"), BottleneckOptions,
                            default_depth=164, source="He et al. 2016, Identity Mappings, sec. 4",
-                           label="{shortcut}", variants=RESIDUAL_VARIANTS)
+                           label="{shortcut}", variants=("block_order", "shortcut_kind", "residual_scale"))

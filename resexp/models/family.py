@@ -46,7 +46,9 @@ class Family:
     build: Callable         # the net: keywords depth, num_classes, in_channels and the record's options but init's
     depth_rule: Callable    # (depth, **options) -> anything; a ValueError naming the valid depths
     options: type           # the options record (a dataclass of options.py fields)
-    default_depth: int      # the depth its paper uses most: what `model=<family>` trains without a depth
+    # The depth its paper uses most: what `model=<family>` trains without a depth (an int, or a function of
+    # the options where they change the paper's net: (**options) -> depth).
+    default_depth: int | Callable
     source: str             # the paper, for the docs' family list
     # What names a net after its family and depth: a str.format over the options ("{shortcut}": resnet20-A),
     # or a function (family name, depth, options) -> the whole label with `label_keys` the options it reads.
@@ -64,6 +66,12 @@ class Family:
         if callable(self.label):
             return self.label(family, depth, options)
         return f"{family}{depth}" + (f"-{self.label.format(**options)}" if self.label else "")
+
+    def depth_for(self, options: dict) -> int:
+        """The default depth with these options (the record's defaults for the others)."""
+        if callable(self.default_depth):
+            return self.default_depth(**{**defaults(self.options), **options})
+        return self.default_depth
 
     def shown(self) -> tuple:
         """The options the label shows (run names leave them out of their suffix)."""

@@ -36,7 +36,11 @@ class PreactOptions(ResidualOptions):
     skip: int = choice(**SKIP)
 
 
-# 110 is both 6n+2 and 9n+2: the basic default and the bottleneck preset both build at it.
-PREACT_RESNET = Family(preact_net, preact_depth, PreactOptions, default_depth=110,
+def preact_default_depth(block="basic", **_) -> int:
+    """ResNet-110 of basic units, ResNet-164 of bottlenecks (Tables 2-4)."""
+    return 164 if block == "bottleneck" else 110
+
+
+PREACT_RESNET = Family(preact_net, preact_depth, PreactOptions, default_depth=preact_default_depth,
                        source="He et al. 2016, Identity Mappings, Tables 2-4", label=preact_label,
                        label_keys=("block", "shortcut"), variants=("block", "skip", "shortcut_kind", "residual_scale"))
