@@ -140,11 +140,15 @@ def test_a_job_whose_own_validation_fails_is_recorded(tmp_path, monkeypatch, cap
 
 
 def test_run_names_are_short_and_filesystem_safe():
-    assert names.run_name("resnet", 20, "A", ["model.activation=gelu", "depth=20"]) == "resnet20-A_act=gelu"
-    assert names.run_name("plain", 56, "A", ["optimizer.lr=0.05", "dataset.seed=3", "seed=1"]) == \
+    resnet = {"name": "resnet", "shortcut": "A"}
+    assert names.run_name(resnet, 20, ["model.activation=gelu", "depth=20"]) == "resnet20-A_act=gelu"
+    assert names.run_name({"name": "plain"}, 56, ["optimizer.lr=0.05", "dataset.seed=3", "seed=1"]) == \
         "plain56_lr=0.05_dataset.seed=3_seed=1"  # two keys shortening alike keep their full names
-    assert names.run_name("resnet", 8, "B", ["dataset.root=/data/x y", "schedule.milestones=[0.5,0.75]"],
+    assert names.run_name({**resnet, "shortcut": "B"}, 8, ["dataset.root=/data/x y", "model.shortcut=B",
+                                                           "schedule.milestones=[0.5,0.75]"],
                           exclude=["dataset.root"]) == "resnet8-B_milestones=-0.5-0.75"
+    wide = {"name": "wide_resnet", "widen": 4}  # what the label shows is not repeated after it
+    assert names.run_name(wide, 16, ["model.widen=4", "model.dropout=0.3"]) == "wide_resnet16-4_dropout=0.3"
     long = names.name_suffix([f"model.k{i}=" + "v" * 20 for i in range(10)])
     assert len(long) == names.MAX_SUFFIX and long != names.name_suffix([f"model.k{i}=" + "v" * 20 for i in range(11)])
 
