@@ -12,7 +12,7 @@ from rich.table import Table
 from .errors import UserError
 from .files import check_writable, write_text
 from .sweep import compose_job, sweep_jobs
-from .config import validate
+from .config import check_group_option, validate
 from .console import console
 from .train.cuda import device_names
 
@@ -154,6 +154,8 @@ def main(args) -> int:
             f"trainer.batch_size={opts.batch_size}", "trainer.steps=1000000"]
     jobs = [(model, depth, mode) for model in opts.models.split(",") for depth in opts.depths.split(",")
             for mode in modes]
+    for model in opts.models.split(","):
+        check_group_option("model", model, key="--models")
     configs = []
     for model, depth, mode in jobs:  # every job is checked before the first one is timed
         cfg = compose_job([*base, f"model={model}", f"depth={depth}", *mode_overrides(mode)])

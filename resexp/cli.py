@@ -3,7 +3,10 @@ import sys
 import traceback
 from importlib import import_module
 
+from .console import discard, stdout_lost
 from .errors import UserError, debug_enabled
+
+EXIT_OUTPUT_LOST = 141  # 128 + SIGPIPE, as the shell reports a program its closed pipe ended
 
 USAGE = """usage: resexp COMMAND [ARGS]
 
@@ -49,12 +52,18 @@ def main(argv=None) -> int:
         return 2
     module, function = COMMANDS[command]
     try:
-        return getattr(import_module(f".{module}", __package__), function)(rest)
+        code = getattr(import_module(f".{module}", __package__), function)(rest)
+    except BrokenPipeError:  # a plain print() whose reader went away (`resexp describe --json | head`)
+        discard(sys.stdout)
+        return EXIT_OUTPUT_LOST
     except UserError as e:
         if debug_enabled():  # the traceback too, but the same exit code
             traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
         return 2
+    # A run's record is on disk whether or not anyone read its output; any other command's output was
+    # its result, and a reader that left early did not get it all.
+    return EXIT_OUTPUT_LOST if code == 0 and command != "train" and stdout_lost() else code
 
 
 def entry() -> None:

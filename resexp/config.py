@@ -1,10 +1,13 @@
 """Checks on the composed config and on command-line overrides, each failing as one clear line."""
 import difflib
+import functools
 import os
 from importlib import resources
 from pathlib import Path
 
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from . import names
 from .errors import UserError
@@ -29,6 +32,14 @@ def family_depth(model):
     return default_depth(name, model) if name in FAMILIES else None
 
 
+def side_by_side(jobs_per_gpu) -> int:
+    """How many sweep jobs `hydra/launcher=parallel` runs at once: jobs_per_gpu on each GPU here, else one
+    per CPU core (each with one thread: train/job.py)."""
+    import torch
+    gpus = torch.cuda.device_count()
+    return gpus * max(1, int(jobs_per_gpu)) if gpus else max(1, len(os.sched_getaffinity(0)))
+
+
 def register() -> None:
     """What Hydra needs from resexp before it composes anything (called by resexp.conf, the config package
     Hydra loads): the resolvers of run names and presets, and one `model` group option per model family,
@@ -36,7 +47,7 @@ def register() -> None:
     from hydra.core.config_store import ConfigStore
 
     resolvers = {"first_dir": first_dir, "run_tag": names.run_tag, "run_name": names.run_name,
-                 "default_depth": family_depth}
+                 "default_depth": family_depth, "side_by_side": side_by_side}
     for name, function in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)
@@ -53,17 +64,58 @@ def resume_config(run_dir) -> Path:
     return path
 
 
+def read_yaml(path):
+    """A config file resexp saved (config.yaml), as OmegaConf; one line naming it when it does not parse
+    (cut short, edited by hand) or holds no mapping."""
+    try:
+        cfg = OmegaConf.load(path)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, OmegaConfBaseException) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"{path} cannot be read ({reason}); restore it, or train a new run") from None
+    if not isinstance(cfg, DictConfig):
+        raise UserError(f"{path} holds no config (a YAML mapping); restore it, or train a new run")
+    return cfg
+
+
 def load_run_config(path):
     """A run directory's saved config.yaml, as this version reads it: model keys the run's family does not
     have are dropped (runs saved before the families' option records carried every family's keys at
     their defaults), so older runs still resume, and still open in the report and explain commands."""
-    cfg = OmegaConf.load(path)
+    cfg = read_yaml(path)
     model = cfg.get("model")
     if model is not None and model.get("name") in FAMILIES:
         own = defaults(model.name)
         for key in [k for k in model if k != "name" and k not in own]:
             del model[key]
     return cfg
+
+
+@functools.lru_cache(maxsize=1)
+def hparam_columns() -> tuple[str, ...]:
+    """Every key a run can be told apart by: train.yaml's own keys, every option of every group, every
+    family's options and the preset groups (experiment, net, debug), less the keys that say where or how a run runs (the run
+    names' exclude_keys). TensorBoard's HPARAMS shows the columns of one run's declaration, whichever it
+    reads first, so every run declares them all, and every run's keys appear under any --logdir."""
+    conf = resources.files("resexp.conf")
+    train = OmegaConf.to_container(OmegaConf.load(conf / "train.yaml"))
+    exclude = set(train["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"])
+    tree = {k: v for k, v in train.items() if k not in ("defaults", "hydra")}
+    for group in ("dataset", "optimizer", "schedule"):
+        for option in group_options(group):
+            node = OmegaConf.to_container(OmegaConf.load(conf / group / f"{option}.yaml"))
+            node.pop("defaults", None)
+            tree[group] = {**tree.get(group, {}), **node}
+    presets = [p.name for p in conf.iterdir() if p.is_dir() and p.name not in (*tree, "model", "hydra", "__pycache__")]
+    keys = {*_flat_dicts(tree), "model.name", *presets,  # `+experiment=X` is the column experiment
+            *(f"model.{key}" for family in FAMILIES for key in defaults(family))}
+    where = ("dataset.url", "dataset.md5.")  # where a dataset's files come from, not what the run is
+    return tuple(sorted(k for k in keys if k not in exclude and not k.startswith(where)))
+
+
+def _flat_dicts(tree, prefix="") -> list[str]:
+    """The dotted keys of a nested dict, a list being one key (`schedule.milestones`)."""
+    return [k for key, value in tree.items()
+            for k in (_flat_dicts(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"])]
 
 
 def group_options(group: str) -> list[str]:
@@ -73,12 +125,13 @@ def group_options(group: str) -> list[str]:
                   | (set(FAMILIES) if group == "model" else set()))
 
 
-def check_group_option(group: str, option: str) -> None:
+def check_group_option(group: str, option: str, key: str | None = None) -> None:
+    """`option` one of the group's (given on the command line as `key`, by default the group itself)."""
     allowed = group_options(group)
     if option not in allowed:
         near = difflib.get_close_matches(str(option), allowed, n=1, cutoff=0.75)
         hint = f"did you mean {near[0]}? " if near else ""
-        raise UserError(f"{group}={option} is not a known {group}; {hint}choose one of: {', '.join(allowed)}")
+        raise UserError(f"{key or group}={option} is not a known {group}; {hint}choose one of: {', '.join(allowed)}")
 
 
 def validate(cfg, files: bool = True) -> None:
@@ -98,9 +151,14 @@ def validate(cfg, files: bool = True) -> None:
         check_model_args(m.name, cfg.depth, **model_options(m))  # the family's options record
     except ValueError as e:
         raise UserError(str(e)) from None
+    for group in ("dataset", "optimizer", "schedule"):  # a group's `name` picks the code that runs it
+        check_group_option(group, cfg[group].name, key=f"{group}.name")
     check_ranges(cfg)  # every other numeric key, once
     if cfg.schedule.name == "multistep":
         _check_milestones(cfg.schedule)
+    if "betas" in cfg.optimizer and len(cfg.optimizer.betas) != 2:
+        raise UserError(f"optimizer.betas={OmegaConf.to_container(cfg.optimizer.betas)} is invalid; it must be "
+                        "two numbers in [0, 1), e.g. [0.9,0.999]")
     d = cfg.dataset
     _check_dataset(d, files)
     if files:
@@ -108,6 +166,8 @@ def validate(cfg, files: bool = True) -> None:
     if d.name == "synthetic" and d.image_size < 8:
         raise UserError(f"dataset.image_size={d.image_size} is invalid; dataset.image_size must be >= 8 for the "
                         "synthetic dataset")
+    if files or d.name != "folder":  # a folder's classes are counted from its files
+        _check_memory(cfg)
 
 
 SPEED_KEYS = {"trainer.precision": ("auto", "fp32", "bf16"), "trainer.channels_last": ("auto", True, False, "on", "off"),
@@ -193,8 +253,8 @@ def _check_dataset(d, files: bool = True) -> None:
         from .data.cifar import check_files
         check_files(d)
     elif d.name == "folder":
-        if not Path(d.root).is_dir():
-            raise UserError(f"dataset.root={d.root} is not a directory; point it at a folder of class sub-folders")
+        from .data.folder import check_files
+        check_files(d)
 
 
 def _is_number(value) -> bool:
@@ -235,7 +295,7 @@ RANGES = {
     "optimizer.betas.1": _number(0, 1, high_open=True),
     "schedule.gamma": _number(0, 1, low_open=True), "schedule.min_factor": _number(0, 1),
     "warmup.lr": _number(0, low_open=True), "warmup.until_error": _number(0, 100, low_open=True),
-    "warmup.window": _integer(1), "warmup.min_depth": _integer(0),
+    "warmup.window": _integer(1), "warmup.min_depth": _integer(0), "jobs_per_gpu": _integer(1),
 }
 NULLABLE = ("dataset.num_classes", "trainer.steps", "trainer.eval_every", "trainer.profile_every", "warmup.lr")
 
@@ -258,6 +318,39 @@ def check_ranges(cfg) -> None:
     d = cfg.dataset
     if "train_size" in d and d.val_size >= d.train_size:
         raise UserError(f"dataset.val_size={d.val_size} is invalid; it must be below dataset.train_size={d.train_size}")
+
+
+# Optimizer numbers kept per weight (momentum; Adam's two moments).
+OPTIMIZER_STATE = {"sgd": 1, "adam": 2}
+GB = 1e9
+
+
+def _check_memory(cfg) -> None:
+    """The net, a batch's activations and the images must fit in the memory of the device that trains them:
+    one line with the sizes, instead of the allocator's message after the data is loaded."""
+    from .data import input_shape
+    from .models.footprint import footprint, training_bytes
+    d = cfg.dataset
+    channels, side, _, classes = input_shape(d)
+    options = tuple(sorted(model_options(cfg.model).items()))
+    fp = footprint(cfg.model.name, cfg.depth, options, channels, side, classes)
+    weights, activations = training_bytes(fp, cfg.trainer.batch_size, OPTIMIZER_STATE[cfg.optimizer.name])
+    images = (d.train_size + d.test_size) * channels * side * side if "train_size" in d else 0  # uint8
+    device, memory = _device_memory(cfg.device)
+    if weights + activations + images > memory:
+        raise UserError(f"the run needs about {(weights + activations + images) / GB:,.0f} GB ({weights / GB:,.1f} "
+                        f"GB for the net's {fp.parameters:,} weights with gradients and optimizer state, "
+                        f"{activations / GB:,.1f} GB for a batch of {cfg.trainer.batch_size}, {images / GB:,.1f} GB "
+                        f"of images) and the {device} has {memory / GB:,.0f} GB; lower model.width, "
+                        "dataset.image_size or trainer.batch_size")
+
+
+def _device_memory(device: str) -> tuple[str, int]:
+    """(what, bytes): the GPU's memory where the run would train on one, else the machine's."""
+    import torch
+    if device != "cpu" and torch.cuda.is_available():
+        return "GPU", torch.cuda.get_device_properties(0).total_memory
+    return "machine", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _check_idx_dataset(d) -> None:

@@ -1,26 +1,66 @@
 """Places resexp writes to: checked before any work, claimed atomically, never overwritten."""
 import errno
+import fcntl
 import os
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UserError
 
 
-def check_writable(what: str, path) -> None:
-    """`path` (a directory, or a file to write) must be creatable: the nearest existing ancestor a writable
-    directory, and `path` itself, where it exists, writable. One line naming the place otherwise: `what`
-    and the absolute path (`--out /abs/dir`), or, for `what` ending in `=`, the value as given (`key=value`)."""
+def check_writable(what: str, path, directory: bool = False) -> None:
+    """`path` (a file to write, or with `directory` a directory to write into) must be creatable: the nearest
+    existing ancestor a directory that really takes a new entry (os.access says yes to root on a read-only
+    file system such as /proc, so it is tried), and `path` itself, where it exists, writable and of its kind.
+    One line naming the place otherwise: `what` and the absolute path (`--out /abs/dir`), or, for `what`
+    ending in `=`, the value as given (`key=value`)."""
     given = path
     path = Path(path).absolute()
     existing = path
     while not existing.exists():
         existing = existing.parent
+    place = _place(what, given, path)
     if existing != path and not existing.is_dir():
-        raise UserError(f"{_place(what, given, path)} cannot be created: {existing} is a file, not a directory")
+        raise UserError(f"{place} cannot be created: {existing} is a file, not a directory")
+    if directory and not path.is_dir() and path.exists():
+        raise UserError(f"{place} is a file, not a directory; give a directory")
     if not os.access(existing, os.W_OK) or existing.is_dir() and not os.access(existing, os.X_OK):
         where = "" if existing == path else f": {existing} is not writable"
-        raise UserError(f"{_place(what, given, path)} cannot be written{where or ' (read-only)'}; "
+        raise UserError(f"{place} cannot be written{where or ' (read-only)'}; "
                         "choose a place you can write to, or fix its permissions")
+    why = _try_writing(existing)
+    if why:
+        raise UserError(f"{place} cannot be {'created' if existing != path else 'written'}: {why}; "
+                        "choose a place you can write to")
+
+
+def _try_writing(existing: Path) -> str | None:
+    """Why `existing` (a directory, or a file) cannot be written, found by trying; None when it can. A
+    directory is probed with an empty directory made and removed at once; a file is opened to append."""
+    try:
+        if existing.is_dir():
+            os.rmdir(tempfile.mkdtemp(prefix=".resexp-probe-", dir=existing))
+        else:
+            open(existing, "a").close()
+    except OSError as e:
+        return f"{existing} {'takes no new entries' if existing.is_dir() else 'cannot be opened'} ({e.strerror or e})"
+    return None
+
+
+def check_new_files(what: str, path, patterns) -> Path:
+    """A directory given on the command line (`--out DIR`) to write files into: refused in one line, before
+    any work, when it is a file or already holds a file of one of `patterns` (`summary.md`,
+    `degradation*.png`), so that nothing there is ever replaced; then check_writable."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {path} is a file; give a directory")
+    taken = list(dict.fromkeys(p.name for pattern in patterns for p in sorted(path.glob(pattern)))) \
+        if path.is_dir() else []
+    if taken:
+        raise UserError(f"{what} {path} already holds {', '.join(taken)}; choose another directory")
+    check_writable(what, path, directory=True)
+    return path
 
 
 def make_dir(path) -> Path:
@@ -79,3 +119,24 @@ def remove_new_files(run_dir: Path, names, stop_at: Path) -> None:
         except OSError:
             return
         folder = folder.parent
+
+
+class Busy(UserError):
+    """A place another live process holds (files.hold)."""
+
+
+@contextmanager
+def hold(path, busy: str):
+    """An exclusive lock on the file `path` (made empty when missing, never written) for the block. The OS
+    drops it when its process ends, however it ends (SIGKILL too), so no claim outlives its process, and of
+    two processes asking at the same moment exactly one gets it: the other is refused with `busy`."""
+    try:
+        f = open(path, "a")
+    except OSError as e:
+        raise UserError(f"{Path(path).parent} cannot be written: {e.strerror or e}") from None
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(busy) from None
+        yield

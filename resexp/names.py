@@ -8,6 +8,7 @@ all its jobs (`resexp train` adds those before the sweep starts, see sweep.prech
 """
 import hashlib
 import re
+import shlex
 
 # Keys the prefix already shows (the Fig. 6 preset's `net` names model and depth); the options the family's
 # label shows are left out too (models.Family.shown).
@@ -59,3 +60,9 @@ def run_name(model, depth, overrides=(), exclude=()) -> str:
     """`model`: the composed `model` group (name and options)."""
     suffix = name_suffix(overrides or (), (*(exclude or ()), *_shown(model)))
     return run_tag(model, depth) + (f"_{suffix}" if suffix else "")
+
+
+def resume_arg(run_dir) -> str:
+    """`resume=RUN` as a shell takes it, whatever the path holds (spaces, quotes, any letters): a printed
+    hint that pastes into a shell as it is."""
+    return shlex.quote(f"resume={run_dir}")

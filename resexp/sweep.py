@@ -6,6 +6,7 @@ import difflib
 import functools
 import itertools
 import os
+import shutil
 import sys
 from contextlib import contextmanager
 from importlib import resources
@@ -15,6 +16,7 @@ import hydra
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Quote, QuotedString
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
@@ -157,11 +159,15 @@ def precheck(overrides, multirun: bool) -> list[str]:
                 _config.check_group_option(key, v)
     first = [f"{o.get_key_element()}={values(o)[0]}" for o in parsed if values(o)]
     with hydra_initialized():
-        base = compose_job([o for o in first if not o.startswith("hydra.")], hydra=True)
+        try:
+            base = compose_job([o for o in first if not o.startswith("hydra.")], hydra=True)
+        except UserError as e:
+            raise UserError(f"{e}{_plugin_hint(first)}") from None
+    _check_launcher(base)
     chosen = {o.get_key_element(): values(o)[0] for o in parsed if values(o)}
     output = base.hydra.sweep if multirun else base.hydra.run
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    check_writable(f"{key}=", chosen.get(key) or _static_part(OmegaConf.to_container(output)["dir"]))
+    check_writable(f"{key}=", chosen.get(key) or _static_part(OmegaConf.to_container(output)["dir"]), directory=True)
     if not multirun:
         preset = [str(k) for k in base.hydra.sweeper.params or {} if str(k) not in chosen]
         if preset:
@@ -192,6 +198,36 @@ def precheck(overrides, multirun: bool) -> list[str]:
     given = any(o.get_key_element() == "hydra.sweep.dir" for o in parsed)
     return [f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]",
             *([] if given else [f"hydra.sweep.dir={base.hydra.sweep.dir}"])]
+
+
+# Hydra's launcher and sweeper plugins, by the option that picks them, and the package that brings each.
+PLUGINS = {"hydra/launcher": {"joblib": "hydra-joblib-launcher (pip install 'resexp[joblib]')",
+                              "slurm": "hydra-submitit-launcher (pip install 'resexp[slurm]')",
+                              "submitit_slurm": "hydra-submitit-launcher (pip install 'resexp[slurm]')",
+                              "submitit_local": "hydra-submitit-launcher", "rq": "hydra-rq-launcher",
+                              "ray": "hydra-ray-launcher", "ray_aws": "hydra-ray-launcher"},
+           "hydra/sweeper": {"optuna": "hydra-optuna-sweeper", "ax": "hydra-ax-sweeper",
+                             "nevergrad": "hydra-nevergrad-sweeper"}}
+
+
+def _plugin_hint(overrides) -> str:
+    """How to install the plugin a `hydra/launcher=X` or `hydra/sweeper=X` override asks for, if it is one."""
+    for line in overrides:
+        group, _, option = line.lstrip("+").partition("=")
+        if group not in PLUGINS:
+            continue
+        if option in PLUGINS[group]:
+            return f"; {group}={option} needs the package {PLUGINS[group][option]}"
+        near = difflib.get_close_matches(option, PLUGINS[group], n=1, cutoff=0.6)
+        return f"; did you mean {group}={near[0]}?" if near else ""
+    return ""
+
+
+def _check_launcher(cfg) -> None:
+    """The SLURM launcher (submitit) needs SLURM's commands, which only a cluster's machines have."""
+    if str(cfg.hydra.launcher.get("_target_", "")).endswith(".SlurmLauncher") and not shutil.which("srun"):
+        raise UserError("hydra/launcher=slurm submits each job to SLURM, whose commands (srun) this machine does not have; "
+                        "run the sweep on the cluster's login node, or drop hydra/launcher=slurm")
 
 
 def _with_preset_sweep(overrides, params) -> list[str]:
@@ -241,8 +277,8 @@ def resume_overrides(overrides, multirun: bool):
     others = [o for o in overrides if not o.startswith(("resume=", "hydra.job_logging", "hydra/"))]
     if multirun:
         raise UserError("resume= continues one run; drop -m (a re-run sweep resumes its jobs by itself)")
-    run_dir = resume[0].split("=", 1)[1]
-    saved = OmegaConf.load(_config.resume_config(run_dir)).trainer
+    run_dir = _unquoted(resume[0].split("=", 1)[1])
+    saved = _config.read_yaml(_config.resume_config(run_dir)).trainer
     longer = [o for o in others if o.partition("=")[0] in ("trainer.steps", "trainer.epochs")]
     extra = [o for o in others if o not in longer] or longer[1:]
     if extra:
@@ -258,7 +294,16 @@ def resume_overrides(overrides, multirun: bool):
         now = saved.steps if key == "trainer.steps" else saved.epochs
         if now and int(value) <= now:  # a run counted in epochs, raised in steps: checked against its checkpoint
             raise UserError(f"{line} does not train {run_dir} longer: it was set to {key}={now}; give more")
-    return [*overrides, f"hydra.run.dir={run_dir}"]
+    # Quoted for Hydra's parser, which takes no spaces or non-ASCII letters unquoted.
+    quoted = QuotedString(text=run_dir, quote=Quote.single).with_quotes()
+    return [*(f"resume={quoted}" if o.startswith("resume=") else o for o in overrides), f"hydra.run.dir={quoted}"]
+
+
+def _unquoted(value: str) -> str:
+    """A path as given, without the quotes Hydra's syntax would have wanted around it (`resume="a b"`)."""
+    if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+        return _parse_one(f"x={value}").value()
+    return value
 
 
 def train(args) -> int:

@@ -24,12 +24,13 @@ DEVICES = [pytest.param(["device=cpu"], id="cpu"),
 
 
 @pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
+def one_thread(monkeypatch, tmp_path_factory):
     """Toy nets train fastest on one thread, and far faster than on two when the machine is busy;
     OMP_NUM_THREADS carries this into the `resexp` subprocesses."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))  # a timed precision's memory
     yield
     torch.set_num_threads(threads)
 

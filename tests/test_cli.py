@@ -53,13 +53,18 @@ def test_multirun_makes_one_run_dir_per_job_and_a_summary(tmp_path, resexp_cli):
 
 
 @pytest.mark.slow  # ~20-30 s: `python -m pytest -m slow`
-def test_parallel_sweep_with_the_joblib_launcher(tmp_path, resexp_cli):
-    result = resexp_cli("train", "-m", *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+def test_parallel_sweep_shares_the_cores(tmp_path, resexp_cli):
+    """hydra/launcher=parallel (Hydra's joblib launcher): two jobs at once, each on its share of the cores."""
+    import os
+    result = resexp_cli("train", "-m", *TINY, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
                         "model=plain,resnet", "hydra.sweep.dir=sweep")
     assert result.returncode == 0, result.stderr
     assert [d.name for d in run_dirs(tmp_path / "sweep")] == ["0_plain8", "1_resnet8-A"]
-    assert all(json.loads((d / "status.json").read_text())["status"] == "finished"
-               for d in run_dirs(tmp_path / "sweep"))
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    for d in run_dirs(tmp_path / "sweep"):
+        status = json.loads((d / "status.json").read_text())
+        assert status["status"] == "finished"
+        assert status["modes"]["side_by_side"] == f"2 jobs at once, {threads} thread{'s' * (threads > 1)} each"
 
 
 @pytest.mark.parametrize("override,expected", [

@@ -35,7 +35,10 @@ def compose_option(compose_cfg, group, option):
 
 
 @pytest.mark.parametrize("group", [g for g in GROUPS if g not in ("experiment", "net")])
-def test_every_group_option_composes_and_validates(group, compose_cfg):
+def test_every_group_option_composes_and_validates(group, compose_cfg, tmp_path, monkeypatch):
+    from tests.fakes import fake_image_folder
+    fake_image_folder(tmp_path, per_class=5)  # dataset.root=. for dataset=folder
+    monkeypatch.chdir(tmp_path)
     for option in group_options(group):
         cfg = compose_option(compose_cfg, group, option)
         validate(cfg)
@@ -134,3 +137,39 @@ def test_out_of_range_values_are_refused(override, expected, compose_cfg):
     with pytest.raises(UserError) as caught:
         validate(compose_cfg(override))
     assert str(caught.value) == expected or str(caught.value).startswith(expected)
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    (["schedule.name=cosin"], "schedule.name=cosin is not a known schedule; did you mean cosine?"),
+    (["optimizer.name=adamw"], "optimizer.name=adamw is not a known optimizer; did you mean adam?"),
+    (["optimizer=adam", "optimizer.betas=[0.9]"], "optimizer.betas=[0.9] is invalid; it must be two numbers"),
+    (["dataset.image_size=100000"], "the run needs about 656,640 GB"),
+    (["model.width=100000"], "34,560.1 GB for the net's 2,880,009,700,010 weights"),
+])
+def test_every_key_resexp_reads_is_checked_before_any_work(tmp_path, monkeypatch, capsys, overrides, expected):
+    from tests.conftest import TINY, refused
+    monkeypatch.chdir(tmp_path)
+    message = refused(capsys, "train", *TINY, *overrides)
+    assert expected in message
+    if "GB" in expected:  # the sizes, and what to lower
+        assert "lower model.width, dataset.image_size or trainer.batch_size" in message
+    from resexp.cli import main
+    assert main(["train", "-m", *TINY, "seed=0,1", *overrides]) == 2  # every job of a sweep, before any starts
+    err = capsys.readouterr().err
+    assert err.startswith("error: 2 of 2 jobs of the sweep are invalid") and expected in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_memory_check_measures_every_family(compose_cfg):
+    """The net is measured on torch's meta device: every family runs there, and the count is the real one."""
+    from resexp.config import group_options
+    from resexp.data import input_shape
+    from resexp.models import FAMILIES, count_parameters, model_from_config, model_options
+    from resexp.models.footprint import footprint
+    for name, family in FAMILIES.items():
+        cfg = compose_cfg(f"model={name}", f"depth={family.depth_for({})}")  # at the depth its paper uses most
+        channels, side, _, classes = input_shape(cfg.dataset)
+        fp = footprint(name, cfg.depth, tuple(sorted(model_options(cfg.model).items())), channels, side, classes)
+        real = model_from_config(cfg.model, cfg.depth, classes, channels)
+        assert fp.parameters == count_parameters(real), name
+        assert fp.activations > channels * side * side, name

@@ -54,3 +54,13 @@ def test_readme_is_a_newcomers_page():
     assert len(text.splitlines()) <= 250
     for note in ("issue-", "the GPU-speed issue", "sessions that built", "not re-measured here"):
         assert note not in text
+
+
+def test_reliability_names_tests_that_exist_and_no_history():
+    """Each promise of docs/reliability.md names the test that holds it: every test named is a real one,
+    and the page describes the product, not how it came to be."""
+    page = (ROOT / "docs" / "reliability.md").read_text()
+    defined = set(re.findall(r"def (test_\w+)", "".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))))
+    named = set(re.findall(r"(test_\w+)`", page)) | set(re.findall(r"::(test_\w+)", page))
+    assert named and named <= defined, named - defined
+    assert not re.search(r"\bissue\b|\bbefore .* fix", page)

@@ -98,3 +98,23 @@ def test_cli_errors_and_a_run_on_a_folder(tmp_path, monkeypatch, capsys, resexp_
     assert result.returncode == 0, result.stdout + result.stderr
     status = json.loads((tmp_path / "run/status.json").read_text())
     assert status["status"] == "finished" and "paper_test_error" not in status
+
+
+@pytest.mark.parametrize("layout", ["one-per-class", "empty-test"])
+def test_a_folder_with_no_test_images_is_one_line_before_any_work(tmp_path, monkeypatch, capsys, layout):
+    from tests.conftest import refused
+    monkeypatch.chdir(tmp_path)
+    if layout == "one-per-class":
+        fake_image_folder(tmp_path / "imgs", per_class=1)
+        says = "dataset.test_fraction=0.2 of 1 image(s) per class leaves no test images"
+    else:
+        fake_image_folder(tmp_path / "imgs/train", per_class=2)
+        for name in ("ant", "bee", "cat"):
+            (tmp_path / "imgs/test" / name).mkdir(parents=True)
+        says = "imgs/test holds no images"
+    args = ["dataset=folder", "dataset.root=imgs", "dataset.image_size=16", "depth=8", "device=cpu"]
+    assert says in refused(capsys, "train", *args)
+    assert main(["train", "-m", *args, "seed=0,1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: 2 of 2 jobs of the sweep are invalid") and says in err, err
+    assert not (tmp_path / "runs").exists()

@@ -89,7 +89,9 @@ def test_newest_corrupt_checkpoint_falls_back_to_the_older_intact_one(tmp_path, 
     assert json.loads((tmp_path / "lesion/lesion.json").read_text())[0]["checkpoint"] == older.name
     assert f"checkpoint {newest} is corrupt or unreadable" in capsys.readouterr().err
     assert main(["train", f"resume={run}", "trainer.epochs=3"]) == 0
-    assert f"resuming {run} (finished) from {newest.name}" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert f"using {older.name}, the newest intact one" in said.err
+    assert f"resuming {run} (finished) from {older.name}" in said.out  # the one it uses, not the newest
     assert read_status(run)["steps"] == 12
 
 
@@ -258,3 +260,173 @@ def test_the_cpu_trains_every_family_the_same_twice(compose_cfg, tmp_path, famil
         assert train(cfg, tmp_path / attempt)["modes"]["channels_last"]
         weights.append(torch.load(ckpt.checkpoint_paths(tmp_path / attempt)[-1], weights_only=True)["model"])
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+# --- output that goes away: `resexp ... | head` ---
+
+def _with_closed_stdout(tmp_path, *args) -> subprocess.CompletedProcess:
+    """`resexp ARGS` whose stdout is a pipe nobody reads any more (its reader closed it, as `head` does)."""
+    read, write = os.pipe()
+    os.close(read)
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("RESEXP_DEBUG", None)
+    exe = os.path.join(os.path.dirname(sys.executable), "resexp")
+    try:
+        proc = subprocess.run([exe, *args], cwd=tmp_path, stdout=write, stderr=subprocess.PIPE, text=True,
+                              env=env, timeout=300)
+    finally:
+        os.close(write)
+    assert "Traceback" not in proc.stderr and "Error" not in proc.stderr, proc.stderr
+    return proc
+
+
+def test_a_run_whose_output_goes_away_trains_to_the_end(tmp_path):
+    proc = _with_closed_stdout(tmp_path, "train", *TINY, "hydra.run.dir=run")
+    assert proc.returncode == 0
+    assert read_status(tmp_path / "run")["status"] == "finished"
+    assert "resnet8-A step 4/4" in (tmp_path / "run/train.log").read_text()  # the record of what it printed
+
+
+def test_a_sweep_whose_output_goes_away_runs_every_job(tmp_path):
+    proc = _with_closed_stdout(tmp_path, "train", "-m", *TINY, "depth=8,14", "hydra.sweep.dir=sweep")
+    assert proc.returncode == 0
+    assert [read_status(run)["status"] for run in sorted((tmp_path / "sweep").glob("*_*"))] == ["finished"] * 2
+
+
+def test_a_command_whose_output_goes_away_exits_non_zero_without_a_traceback(tmp_path):
+    assert _with_closed_stdout(tmp_path, "describe", "--json").returncode == 141  # as the shell says for `head`
+    assert _with_closed_stdout(tmp_path, "describe").returncode == 141
+
+
+# --- a run directory is claimed by one process, never over a user's files ---
+
+def test_two_trains_started_together_on_one_directory_train_it_once(tmp_path):
+    env = {**os.environ, "COLUMNS": "200"}
+    exe = os.path.join(os.path.dirname(sys.executable), "resexp")
+    # A training split that takes a moment to make: both processes are past their start-up before either trains.
+    args = [*TINY, "dataset.train_size=30000", "trainer.steps=8", "trainer.eval_every=4", "hydra.run.dir=run"]
+    procs = [subprocess.Popen([exe, "train", *args], cwd=tmp_path,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = [(p.returncode, out, err) for p in procs for out, err in [p.communicate(timeout=300)]]
+    trained = [o for o in outcomes if "training on" in o[1]]
+    assert len(trained) == 1 and trained[0][0] == 0, outcomes
+    (second,) = [o for o in outcomes if o is not trained[0]]  # refused while the first trains, or finding it done
+    assert (second[0] == 2 and "is being trained by another process" in second[2]
+            or second[0] == 0 and "already finished" in second[1]), outcomes
+    assert [json.loads(r)["step"] for r in (tmp_path / "run/metrics.jsonl").read_text().splitlines()] == [4, 8]
+    assert len(list((tmp_path / "run").glob("events.out.tfevents.*"))) == 1
+    assert read_status(tmp_path / "run")["status"] == "finished"
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "overrides.yaml", "notes.txt"])
+def test_a_folder_of_someone_elses_files_is_refused(tmp_path, monkeypatch, capsys, name):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / name).write_text("my own\n")
+    assert "holds files that are not a resexp run (" + name in refused(capsys, "train", *TINY, "hydra.run.dir=mine")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == [name]
+    assert (tmp_path / "mine" / name).read_text() == "my own\n"
+    assert main(["train", "-m", *TINY, "depth=8,14", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=mine"]) == 1
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == [name]
+
+
+# --- places that are files or cannot exist: one line before any work ---
+
+@pytest.mark.parametrize("args,says", [
+    (["train", *TINY, "hydra.run.dir=afile"], "hydra.run.dir=afile is a file, not a directory"),
+    (["train", *TINY, "hydra.run.dir=/proc/x"], "hydra.run.dir=/proc/x cannot be created: /proc takes no new"),
+    (["train", "-m", *TINY, "depth=8,14", "hydra.sweep.dir=/proc/x"], "hydra.sweep.dir=/proc/x cannot be created"),
+    (["report", "run", "--out", "/proc/x"], "--out /proc/x cannot be created: /proc takes no new entries"),
+    (["report", "run", "--out", "afile"], "--out afile is a file; give a directory"),
+    (["compare", "run", "--out", "afile"], "--out afile is a file; give a directory"),
+    (["gradients", *TINY, "--out", "/proc/x"], "--out /proc/x cannot be created"),
+], ids=["run-dir-file", "run-dir-proc", "sweep-dir-proc", "report-proc", "report-file", "compare-file",
+        "gradients-proc"])
+def test_a_place_that_is_a_file_or_cannot_exist_is_one_line(tmp_path, monkeypatch, capsys, args, says):
+    monkeypatch.chdir(tmp_path)
+    if args[0] in ("report", "compare"):
+        _run(tmp_path)
+        capsys.readouterr()
+    (tmp_path / "afile").write_text("mine\n")
+    assert says in refused(capsys, *args)
+    assert (tmp_path / "afile").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("command", ["train", "gradients"])
+def test_a_working_directory_that_takes_no_files_is_one_line(monkeypatch, capsys, command):
+    monkeypatch.chdir("/proc")  # writable to root as os.access sees it, yet nothing can be made there
+    assert "cannot be created: /proc takes no new entries" in refused(capsys, command, *TINY)
+
+
+@pytest.mark.parametrize("command,name", [("report", "summary.md"), ("report", "runs.csv"),
+                                          ("report", "degradation.png"), ("compare", "summary.csv")])
+def test_report_never_replaces_a_file_in_out(tmp_path, monkeypatch, capsys, command, name):
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / name).write_text("my notes\n")
+    capsys.readouterr()
+    assert f"--out mine already holds {name}" in refused(capsys, command, str(run), "--out", "mine")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == [name]
+    assert (tmp_path / "mine" / name).read_text() == "my notes\n"
+
+
+@pytest.mark.parametrize("text", ["model:\n  name: [resnet\n", "- a list\n"], ids=["cut", "not-a-mapping"])
+@pytest.mark.parametrize("command", [["train", "resume={run}"], ["report", "{run}"], ["lesion", "{run}"]],
+                         ids=["resume", "report", "lesion"])
+def test_a_damaged_config_yaml_is_one_line(tmp_path, monkeypatch, capsys, text, command):
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path)
+    (run / "config.yaml").write_text(text)
+    before = _snapshot(run)
+    capsys.readouterr()
+    assert f"{run / 'config.yaml'} " in refused(capsys, *(a.format(run=run) for a in command))
+    assert _snapshot(run) == before
+
+
+def test_a_run_under_a_path_with_spaces_and_any_letters_resumes(tmp_path, monkeypatch, capsys):
+    import shlex
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "dir with spaces" / "ü 数据"
+    assert main(["train", *TINY, f"hydra.run.dir='{run}'"]) == 0
+    assert main(["train", f"resume={run}", "trainer.epochs=2"]) == 0  # as a shell passes "resume=$RUN"
+    assert main(["train", f'resume="{run}"', "trainer.epochs=3"]) == 0  # quoted the way Hydra's syntax wants
+    assert read_status(run)["steps"] == 12
+    capsys.readouterr()
+    assert main(["train", f"resume={run}"]) == 0
+    hint = capsys.readouterr().out.split("to train it longer: ")[1].split(" trainer.steps")[0]
+    assert shlex.split(hint) == ["resexp", "train", f"resume={run}"]  # pastes into a shell as it is
+
+
+def test_ctrl_c_in_a_sweep_says_how_to_finish_the_sweep(tmp_path, monkeypatch, capsys):
+    from contextlib import nullcontext
+    from resexp.train import job
+
+    class CtrlC:  # stands in for Ctrl-C pressed during the sweep's first job
+        signum = 2
+
+        def __bool__(self):
+            return True
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(job, "StopRequest", lambda: nullcontext(CtrlC()))
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "-m", *TINY, "depth=8,14", "hydra.sweep.dir=sweep"])
+    assert stopped.value.code == 130
+    out = capsys.readouterr().out
+    assert f"train resume={tmp_path}/sweep/0_resnet8-A" in out
+    assert "or finish the whole sweep: run its command again with hydra.sweep.dir=sweep" in out
+    assert not (tmp_path / "sweep/1_resnet14-A").exists()
+
+
+def test_report_and_status_agree_where_a_killed_run_got_to(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = _run(tmp_path, "sweep/0_run", "trainer.epochs=2")
+    (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text().splitlines()[0] + "\n")  # step 4
+    (run / "status.json").write_text(json.dumps({"status": "running", "pid": _dead_pid(), "step": 0,
+                                                 "total_steps": 8}))
+    capsys.readouterr()
+    assert main(["status", str(tmp_path / "sweep")]) == 0
+    assert "4/8" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "sweep")]) == 0
+    assert f"{run}: killed (at step 4 of 8)" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """`resexp report` and `resexp compare` on a real tiny sweep plus a failed run; TensorBoard extras."""
 import csv
 import json
+import re
 import shutil
 
 import pytest
@@ -178,12 +179,63 @@ def test_many_mixed_runs_stay_readable_at_80_columns(sweep, tmp_path):
     console.print(rich_table(runs, "report", console))
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80
+    head = next(line for line in text.splitlines() if "┃" in line)
+    assert head.split()[0] == "run" and head.rstrip().endswith("train %")  # the run column stays, train % whole
+    rows = [line.split("│") for line in text.splitlines() if "│" in line]
+    assert all(re.fullmatch(r"\d+\.\d\d( ± \d+\.\d\d)?", row[-1].strip()) for row in rows), text  # whole
+    assert all(row[0].strip() for row in rows)
     assert text.count("2 finished") == 1  # the housekeeping twin shares the plain-8 row
     status = json.loads((sweep / "1_resnet8-A" / "status.json").read_text())
     assert f"{status['final_test_error']:.2f}" in text and "finished" in text
     assert "log_every" not in text
+    assert main(["report", str(root), "--out", str(tmp_path / "report")]) == 0  # no matplotlib warning either
     pages = figures.degradation(runs, tmp_path / "degradation.png")
     assert [p.name for p in pages] == ["degradation.png", "degradation_2.png", "degradation_3.png"]  # 21 series
     for page in pages:
         with Image.open(page) as image:
             assert image.size[0] == 1800 and image.size[1] <= 2250
+
+
+def _hparams(run):
+    content = EventAccumulator(str(run)).Reload().PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    return [h.name for h in experiment.hparam_infos], set(session.session_start_info.hparams)
+
+
+def test_every_run_declares_every_runs_hparams_columns(tmp_path):
+    """HPARAMS shows the columns one run declares, whichever it reads first: each run under a --logdir
+    declares the same ones, and they hold every key by which any of those runs is identified."""
+    runs = {"0_plain8": ["model=plain"], "1_plain14": ["model=plain", "depth=14", "optimizer.lr=0.05"],
+            "3_resnet8-A": ["+experiment=degradation_quick", "model=resnet", "depth=8", *TINY]}
+    for name, overrides in runs.items():
+        assert main(["train", *TINY, *overrides, f"hydra.run.dir={tmp_path / name}"]) == 0
+    declared = {name: _hparams(tmp_path / name) for name in runs}
+    columns = declared["0_plain8"][0]
+    assert all(c == columns for c, _ in declared.values())  # the same for every run: stable between loads
+    assert columns[:5] == ["model.name", "depth", "model.shortcut", "dataset.name", "seed"]
+    assert set().union(*(keys for _, keys in declared.values())) <= set(columns)  # every run's keys
+    assert {"optimizer.lr", "experiment", "model.shortcut"} <= set(columns)
+
+
+def test_status_at_80_columns_keeps_every_run_name_on_one_line(sweep, tmp_path, monkeypatch):
+    from io import StringIO
+    from rich.console import Console
+    from resexp.report import overview
+    root = tmp_path / "runs"
+    for day in ("2026-12-04", "multirun/2026-12-04_14-53-15"):
+        for base in ("0_plain8", "3_resnet14-A"):
+            shutil.copytree(sweep / base, root / day / f"{base}_act=leaky_relu_lr=0.05")
+    screen = Console(file=StringIO(), width=80, color_system=None)
+    monkeypatch.setattr(overview, "console", screen)
+    assert main(["status", str(root)]) == 0
+    text = screen.file.getvalue()
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert sum("0_plain8_act=leaky_relu_lr=0.05 " in line for line in lines) == 2  # whole
+    assert "error" not in lines[1]  # no empty column of errors
+    failed = root / "2026-12-04" / "3_resnet14-A_act=leaky_relu_lr=0.05"
+    (failed / "status.json").write_text(json.dumps({"status": "failed", "error": "RuntimeError: out of memory"}))
+    screen.file.truncate(0)
+    assert main(["status", str(root)]) == 0
+    assert f"{failed}: RuntimeError: out of memory" in screen.file.getvalue()  # under the table, whole

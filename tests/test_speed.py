@@ -41,20 +41,62 @@ def test_speed_keys_are_validated_as_one_line(override, expected, tmp_path, monk
     assert not (tmp_path / "runs").exists()
 
 
-def test_auto_modes_per_device(compose_cfg):
+@pytest.mark.parametrize("units,precision,why", [("none", "fp32", "auto: no bf16 units"), ("amx", "bf16", "auto: AMX"),
+                                                  ("avx512_bf16", "timed", "auto: AVX512-BF16")])
+def test_auto_modes_per_device(compose_cfg, monkeypatch, units, precision, why):
+    """The CPU's precision follows what torch reports of its bf16 units (faked here, as on each kind of CPU)."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: units == "amx")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: units != "none")
     t = compose_cfg("trainer.precision=auto").trainer
-    assert speed_modes(t, torch.device("cpu"), build_model("resnet", 20)) == {  # fp32 on any CPU
-        "precision": "fp32", "channels_last": True, "cuda_graph": False, "compile": False}
+    assert speed_modes(t, torch.device("cpu"), build_model("resnet", 20)) == {
+        "precision": precision, "precision_why": why, "channels_last": True, "cuda_graph": False, "compile": False}
     # a strided 1x1 projection of 4 channels hangs torch's channels_last CPU kernels: auto keeps NCHW there
     narrow = build_model("resnet", 20, width=4, shortcut="B")
     assert not channels_last_safe(narrow) and channels_last_safe(build_model("resnet", 20, width=4, shortcut="A"))
     assert speed_modes(t, torch.device("cpu"), narrow)["channels_last"] is False
-    assert speed_modes(t, torch.device("cuda")) == {"precision": "bf16", "channels_last": True, "cuda_graph": True,
-                                                     "compile": False}
+    assert speed_modes(t, torch.device("cuda")) == {"precision": "bf16", "precision_why": "auto: CUDA",
+                                                     "channels_last": True, "cuda_graph": True, "compile": False}
     for off in ("off", "false"):  # on/off as typed, true/false as YAML reads them
         modes = speed_modes(compose_cfg(f"trainer.cuda_graph={off}", f"trainer.channels_last={off}").trainer,
                             torch.device("cuda"))
         assert modes["cuda_graph"] is False and modes["channels_last"] is False
+    assert speed_modes(compose_cfg().trainer, torch.device("cpu"))["precision_why"] is None  # pinned: no why
+
+
+def test_an_undecided_cpu_times_both_precisions_once_and_remembers(compose_cfg, monkeypatch):
+    """AVX512-BF16 without AMX: bf16 was faster on one such CPU and slower on another, so the run's own
+    step is timed in each (on throwaway copies), the choice kept for the next run; timing leaves the random
+    stream as it was, so a run trains the same whether it timed or remembered."""
+    from resexp.train import speed
+    monkeypatch.setattr(speed, "cpu_bf16_units", lambda: "avx512_bf16")
+    cfg = compose_cfg("trainer.precision=auto", "dataset.augment.flip=true")  # the timed steps draw
+    first = build_training(cfg)
+    timed_rng = torch.get_rng_state()
+    assert first.modes["precision"] in ("fp32", "bf16")
+    assert first.modes["precision_why"].startswith("auto: timed on this CPU, fp32 ")
+    monkeypatch.setattr(speed, "remember", lambda *a: pytest.fail("timed again"))
+    second = build_training(cfg)
+    assert second.modes == first.modes and torch.equal(torch.get_rng_state(), timed_rng)
+    for a, b in zip(first.model.parameters(), second.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_a_remembered_choice_is_used_and_a_broken_cache_is_ignored(compose_cfg, monkeypatch, tmp_path):
+    from resexp.train import speed
+    monkeypatch.setattr(speed, "cpu_bf16_units", lambda: "avx512_bf16")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    (tmp_path / "resexp").mkdir()
+    (tmp_path / "resexp" / "precision.json").write_text("not json")
+    choice = {"precision": "bf16", "ms_per_step": {"fp32": 2, "bf16": 1}}
+    speed.remember("k", choice)  # replaces what it cannot read: it is resexp's own cache file
+    assert speed.remembered("k") == choice and speed.remembered("other") is None
+    speed.remember("bad", {"precision": "fp8"})
+    assert speed.remembered("bad") is None  # an entry that is not a choice: timed again
+    tr = build_training(compose_cfg("trainer.precision=auto"))
+    key = next(k for k in json.loads((tmp_path / "resexp" / "precision.json").read_text()) if " | " in k)
+    speed.remember(key, {"precision": "bf16", "ms_per_step": {"fp32": 9.0, "bf16": 3.0}})
+    tr = build_training(compose_cfg("trainer.precision=auto"))
+    assert tr.modes["precision"] == "bf16" and tr.modes["precision_why"].endswith("fp32 9 ms, bf16 3 ms a step")
 
 
 def test_channels_last_and_determinism_give_the_fp32_run(compose_cfg, tmp_path):
@@ -257,3 +299,28 @@ def test_a_sweep_with_a_deterministic_job_sets_cublas_before_its_first_job(monke
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")  # absent now, and again after the test
     precheck(["device=cpu", f"deterministic={values}"], multirun=True)
     assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == expected
+
+
+@pytest.mark.parametrize("gpus,per_gpu,expected", [(0, 3, None), (4, 1, 4), (4, 2, 8), (1, 4, 4)])
+def test_the_parallel_launcher_runs_jobs_per_gpu_or_one_per_core(monkeypatch, gpus, per_gpu, expected):
+    import os
+    from resexp.config import side_by_side
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    assert side_by_side(per_gpu) == (expected or len(os.sched_getaffinity(0)))
+
+
+def test_a_job_beside_others_takes_its_share_of_the_cores(monkeypatch):
+    import os
+    from resexp.train.speed import share_cores
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    share_cores(1)
+    assert torch.get_num_threads() == 1  # one job alone: left as it was (the tests pin 1)
+    share_cores(2)
+    assert torch.get_num_threads() == 2
+    share_cores(8)
+    assert torch.get_num_threads() == 1
+
+
+def test_jobs_per_gpu_must_be_positive(capsys):
+    from tests.conftest import refused
+    assert "jobs_per_gpu=0 is invalid; it must be a positive integer" in refused(capsys, "train", "jobs_per_gpu=0")

@@ -226,3 +226,24 @@ def test_paper_column_only_beside_runs_on_the_references_dataset():
     headers, rows = display_rows([cifar, {**other, "depth": 32, "config": {**other["config"], "depth": 32}}])
     paper = headers.index("paper %")
     assert [r[paper] for r in rows] == ["8.75", "-"]
+
+
+@pytest.mark.parametrize("args,says", [
+    (["hydra/launcher=rq"], "hydra/launcher=rq needs the package hydra-rq-launcher"),
+    (["hydra/sweeper=optuna"], "hydra/sweeper=optuna needs the package hydra-optuna-sweeper"),
+    (["hydra/launcher=jblib"], "did you mean hydra/launcher=joblib?"),
+    (["hydra/launcher=slurm"], "hydra/launcher=slurm submits each job to SLURM, whose commands (srun) this machine"),
+])
+def test_a_launcher_or_sweeper_that_cannot_run_says_what_to_install_or_do(tmp_path, monkeypatch, capsys, args, says):
+    import shutil
+    from tests.conftest import TINY, refused
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)  # not on a SLURM cluster
+    assert says in refused(capsys, "train", "-m", *TINY, "depth=8,14", *args)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bench_names_an_unknown_model_with_the_known_ones(capsys):
+    from tests.conftest import refused
+    assert "--models=plian is not a known model; did you mean plain?" in refused(capsys, "bench", "--models",
+                                                                                 "plian,resnet")

@@ -72,6 +72,26 @@ def _layout(root: Path):
     return classes, train, _scan(root / "test", classes)
 
 
+def check_files(cfg) -> None:
+    """The folder's layout (class sub-folders, each with images) and a test split that is not empty, from
+    the file names alone: before any image is decoded, and for every job of a sweep."""
+    root = Path(cfg.root)
+    _, train, test = _layout(root)
+    if test is None:
+        per_class = torch.bincount(torch.tensor([label for _, label in train]))
+        if not sum(_test_count(cfg.test_fraction, int(n)) for n in per_class):
+            raise UserError(f"dataset.root={root}: dataset.test_fraction={cfg.test_fraction} of {int(per_class.min())} "
+                            "image(s) per class leaves no test images (each class keeps one for training); add "
+                            "images, raise dataset.test_fraction, or give root/train/ and root/test/ folders")
+    elif not test:
+        raise UserError(f"{root / 'test'} holds no images; add some to its class sub-folders")
+
+
+def _test_count(test_fraction: float, images: int) -> int:
+    """How many of a class's images go to test: a seeded test_fraction, at least one staying in train."""
+    return min(round(test_fraction * images), images - 1)
+
+
 def _fingerprint(root: Path, files, image_size: int) -> str:
     """Changes whenever an image is added, removed, renamed or modified, or the size changes."""
     h = hashlib.sha1(json.dumps([CACHE_VERSION, image_size]).encode())
@@ -111,7 +131,7 @@ def _split(y: torch.Tensor, test_fraction: float, seed: int):
     for label in y.unique().tolist():
         index = torch.nonzero(y == label).flatten()
         index = index[torch.randperm(len(index), generator=g)]
-        n_test = min(round(test_fraction * len(index)), len(index) - 1)
+        n_test = _test_count(test_fraction, len(index))
         test.append(index[:n_test])
         train.append(index[n_test:])
     return torch.cat(train).sort().values, torch.cat(test).sort().values

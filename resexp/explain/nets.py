@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from ..config import GROUPS, check_group_option, load_run_config, validate
 from ..errors import UserError
-from ..files import check_writable, claim_new_dir, make_dir, write_text
+from ..files import check_new_files, claim_new_dir, make_dir, write_text
 from ..sweep import compose_job, parse, sweep_jobs, values
 from ..track.status import CONFIG_FILE
 
@@ -75,14 +75,7 @@ def output_dir(out: str | None, command: str, files: tuple[str, ...]) -> Path:
     nothing is overwritten. Checked before any work; created when the results are written."""
     if not out:  # claimed now, atomically: two commands started in the same second get two directories
         return claim_new_dir(Path("runs/explain") / f"{command}-{time.strftime('%Y-%m-%d_%H-%M-%S')}")
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--out {path} is a file; give a directory")
-    taken = [name for name in files if (path / name).exists()]
-    if taken:
-        raise UserError(f"--out {path} already holds {', '.join(taken)}; choose another directory")
-    check_writable("--out", path)
-    return path
+    return check_new_files("--out", out, files)
 
 
 def open_run(run_dir: Path, command: str):

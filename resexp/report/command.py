@@ -3,12 +3,16 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
-from ..files import check_writable
+from ..files import check_new_files, check_writable, make_dir
 from ..console import console
 from . import figures, tables
 from .runs import load_runs
 
 REPORT_DIR = "report"
+TABLES = ("summary.md", "summary.csv", "runs.csv")
+# Every file `report` writes (degradation.png may run to degradation_2.png, ...): a --out folder holding one
+# of them is refused, so that no file there is replaced; RUN/report/ is resexp's own, rewritten each time.
+REPORT_FILES = (*TABLES, "degradation*.png", "depth.png", "grad_norms.png", "responses.png")
 
 
 def _parse(prog: str, args, **path_kwargs):
@@ -24,7 +28,7 @@ def _parse(prog: str, args, **path_kwargs):
 
 
 def _write_tables(runs, out: Path, root: Path, title: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     tables.write_markdown(runs, out / "summary.md", title)
     tables.write_csv(runs, out / "summary.csv")
     tables.write_runs_csv(runs, out / "runs.csv", root)
@@ -33,9 +37,12 @@ def _write_tables(runs, out: Path, root: Path, title: str) -> None:
 def report(args) -> int:
     opts = _parse("report", args, nargs=1, help="a run directory, a sweep directory or runs/")
     root = Path(opts.paths[0])
+    if opts.out:
+        out = check_new_files("--out", opts.out, REPORT_FILES)
+    else:
+        out = root / REPORT_DIR
+        check_writable("report directory", out, directory=True)
     runs = load_runs([root])
-    out = Path(opts.out) if opts.out else root / REPORT_DIR
-    check_writable("report directory", out)
     title = f"report {root}"
     _write_tables(runs, out, root, title)
     pages = figures.degradation(runs, out / "degradation.png")
@@ -50,10 +57,11 @@ def report(args) -> int:
 
 def compare(args) -> int:
     opts = _parse("compare", args, nargs="+", help="run directories to compare")
+    if opts.out:
+        check_new_files("--out", opts.out, TABLES)
     runs = load_runs(opts.paths)
     tables.print_table(runs, "compare")
     if opts.out:
-        check_writable("--out", opts.out)
         _write_tables(runs, Path(opts.out), Path.cwd(), "compare")
         console.print(f"wrote {opts.out}/: summary.md summary.csv runs.csv", highlight=False, soft_wrap=True)
     return 0

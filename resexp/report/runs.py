@@ -7,13 +7,14 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from ..config import read_yaml
 from ..errors import UserError
 from ..names import short_key
 from ..track.logger import flatten, read_metrics
 from ..track.status import CONFIG_FILE, STATUS_FILE, read_status
 
 # Keys that never define a configuration: the seed is averaged over, the rest say where or how a run ran.
-NOT_CONFIGURATION = ("seed", "resume", "device")
+NOT_CONFIGURATION = ("seed", "resume", "device", "jobs_per_gpu")
 # Housekeeping: how often a run logs, evaluates and saves, how fast it runs, where its data comes from. Runs
 # that differ only in these are the same configuration (a key or a prefix of keys).
 HOUSEKEEPING = ("trainer.log_every", "trainer.profile_every", "trainer.eval_every", "trainer.eval_batch_size",
@@ -53,7 +54,7 @@ def load_run(run_dir: Path) -> dict:
     """One run: its name, status file (status and final numbers), flat config, family, depth and metrics
     rows. A directory without a status file is a run that ended before recording one: failed."""
     path = run_dir / CONFIG_FILE
-    config = flatten(OmegaConf.to_container(OmegaConf.load(path))) if path.exists() else {}
+    config = flatten(OmegaConf.to_container(read_yaml(path))) if path.exists() else {}
     status = read_status(run_dir) or {"status": "failed", "error": "no status file: the job ended before recording one"}
     return {"run": run_dir.name, **status, "dir": run_dir, "config": config, "family": family(config),
             "depth": config.get("depth", "?"), "metrics": read_metrics(run_dir)}

@@ -15,6 +15,7 @@ from rich.table import Table
 from ..names import short_key
 from ..paper import FAIL, FAIL_MEANS
 from ..console import console
+from ..track.status import reached_step
 from .runs import configurations
 
 RUN_FIELDS = ("run", "family", "depth", "seed", "status", "final_test_error", "best_test_error", "final_train_error",
@@ -169,7 +170,8 @@ def rich_table(runs: list[dict], title: str, console=None, caption=None) -> Tabl
     whole: first the DROPPABLE columns go, in order; then run names are cut to their first part (the
     job number or time) and the seed counts leave the error cells (the status column has them); then
     the swept keys give way to a `set` column of letters, each explained under the table by the keys
-    that are not at their most common value; last the run column goes."""
+    that are not at their most common value; last the run names are cut short (ending in …), the only
+    cells that ever are."""
     headers, rows = display_rows(runs)
     first, last = 3, headers.index("status")
     extra = headers[first:last]
@@ -187,23 +189,26 @@ def rich_table(runs: list[dict], title: str, console=None, caption=None) -> Tabl
     lettered_keep = [h for h in lettered_headers if h not in DROPPABLE]
     tries = [(headers, rows, [h for h in headers if h not in DROPPABLE[:n]], caption) for n in range(len(DROPPABLE) + 1)]
     lettered_caption = "\n".join(c for c in (caption, legend) if c)
-    tries += [(headers, narrow, keep, caption), (lettered_headers, lettered, lettered_keep, lettered_caption),
-              (lettered_headers, lettered, [h for h in lettered_keep if h != "run"], lettered_caption)]
-    for heads, cells, keep, note in tries:
-        table = _table(heads, cells, keep, title, note)
+    tries = [(*t, False) for t in tries]
+    tries += [(headers, narrow, keep, caption, False), (lettered_headers, lettered, lettered_keep, lettered_caption, False),
+              (lettered_headers, lettered, lettered_keep, lettered_caption, True)]
+    for heads, cells, keep, note, squeeze in tries:
+        table = _table(heads, cells, keep, title, note, squeeze)
         wide = console.options.update_width(10_000) if console else None  # measure unclamped
         if console is None or console.measure(table, options=wide).maximum <= console.width:
             break
     return table
 
 
-def _table(headers, rows, keep, title, caption) -> Table:
+def _table(headers, rows, keep, title, caption, squeeze=False) -> Table:
+    """`squeeze`: the run names may be cut short to fit (each still starts with its job number or time)."""
     table = Table(title=title, caption=caption, show_edge=False)
     for h in keep:
-        whole = h not in DROPPABLE
+        whole = h not in DROPPABLE and not (squeeze and h == "run")
         width = max(len(h), *(len(row[headers.index(h)]) for row in rows)) if rows else len(h)
-        table.add_column(h, justify="left" if h in ("run", "family", "status") else "right", no_wrap=whole,
-                         min_width=width if whole else None)
+        table.add_column(h, justify="left" if h in ("run", "family", "status") else "right",
+                         no_wrap=whole or squeeze, min_width=width if whole else None,
+                         overflow="ellipsis" if squeeze and h == "run" else "fold")
     status = headers.index("status")
     for row in rows:
         style = STYLES.get(row[status], "yellow")
@@ -228,7 +233,8 @@ def problems(runs: list[dict]) -> list[str]:
     lines = []
     for r in runs:
         if r["status"] != "finished":
-            why = r.get("error") or (f"at step {r['step']}" if r.get("step") is not None else "")
+            total = r.get("total_steps")
+            why = r.get("error") or f"at step {reached_step(r, r['metrics'])}" + (f" of {total}" if total else "")
             lines.append(f"{r['dir']}: {r['status']}" + (f" ({why})" if why else ""))
     return lines
 

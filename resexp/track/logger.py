@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
+from tensorboard.plugins.hparams.summary_v2 import HParam, Metric, hparams_config_pb
 from torch.utils.tensorboard.summary import hparams
 
 from ..errors import UserError
@@ -68,15 +69,22 @@ class RunLogger:
         self.metrics.write(json.dumps(row) + "\n")
         self.metrics.flush()
 
-    def hparams(self, config) -> None:
+    def hparams(self, config, columns=()) -> None:
         """What identifies the run (TensorBoard's HPARAMS tab), in its own event file: model, depth,
-        the options its label shows, dataset, seed and every key overridden on the command line (a sweep's swept keys
-        among them), typed. Its metrics are the last points of the curves already logged, so no
-        single-point tag joins TIME SERIES. (`SummaryWriter.add_hparams` would write a stray second run.)"""
+        the options its label shows, dataset, seed and every key overridden on the command line (a sweep's
+        swept keys among them), typed. HPARAMS takes its columns from the declaration of whichever run it reads
+        first, so every run declares the same ones: IDENTIFYING, then `columns` (config.hparam_columns:
+        every key any run can be told apart by), then any key only this run has (`+key=...`). Its metrics
+        are the last points of the curves already logged, so no single-point tag joins TIME SERIES.
+        (`SummaryWriter.add_hparams` would write a stray second run.)"""
         config = config if isinstance(config, dict) else OmegaConf.to_container(config, resolve=True)
         flat = flatten(config)
         metrics = [*HPARAMS_METRICS, *(["val/error"] if flat.get("dataset.val_size") else [])]
-        for summary in hparams(identifying_hparams(flat, _overrides(self.run_dir)), dict.fromkeys(metrics)):
+        values = identifying_hparams(flat, _overrides(self.run_dir))
+        declared = dict.fromkeys([*IDENTIFYING, *columns, *values])
+        experiment = hparams_config_pb([HParam(name) for name in declared], [Metric(tag) for tag in metrics])
+        _, session_start, session_end = hparams(values, dict.fromkeys(metrics))
+        for summary in (experiment, session_start, session_end):
             self.writer.file_writer.add_summary(summary)
 
     def close(self) -> None:

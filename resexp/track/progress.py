@@ -12,6 +12,29 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+# The bar's optional columns, in their order, with the width each can take; on a narrow terminal they give
+# way in the order of DROP (the name, the steps done of the total and both times always stay whole).
+OPTIONAL = {"epoch": ("epoch {task.fields[epoch]}", 11), "loss": ("loss {task.fields[loss]}", 11),
+            "error": ("err {task.fields[error]}", 10), "speed": ("{task.fields[speed]} img/s", 11)}
+DROP = ("epoch", "speed", "loss", "error")
+BAR = (10, 40)  # the bar's narrowest and widest, in characters
+TIME = 8  # h:mm:ss, up to 99 hours
+
+
+def _columns(name: str, total: int, width: int) -> list:
+    """The progress bar's columns that fit `width` characters, one space between two."""
+    whole = len(name) + 2 * len(str(total)) + 1 + 2 * TIME + 4  # name, done/total, elapsed, left, spaces
+    shown = dict(OPTIONAL)
+    for dropped in DROP:
+        if whole + BAR[0] + sum(w + 1 for _, w in shown.values()) <= width:
+            break
+        del shown[dropped]
+    spare = width - whole - sum(w + 1 for _, w in shown.values())
+    return [TextColumn("[bold]{task.description}"), BarColumn(bar_width=max(BAR[0], min(BAR[1], spare))),
+            MofNCompleteColumn(), *(TextColumn(text) for text, _ in shown.values()),
+            TimeElapsedColumn(), TimeRemainingColumn()]
+
+
 class RunProgress:
     """Progress of one run, `name`, from `done` to `total` steps."""
 
@@ -20,10 +43,7 @@ class RunProgress:
         self.start = time.perf_counter()
         self.bar = None
         if console.is_terminal:
-            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("epoch {task.fields[epoch]}"), TextColumn("loss {task.fields[loss]}"),
-                                TextColumn("err {task.fields[error]}"), TextColumn("{task.fields[speed]} img/s"),
-                                TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+            self.bar = Progress(*_columns(name, total, console.width), console=console, transient=False)
             self.task = self.bar.add_task(name, total=total, completed=done, epoch=f"{done / steps_per_epoch:.1f}",
                                           loss="-", error="-", speed="-")
 
@@ -50,6 +70,5 @@ class RunProgress:
         line = (f"{self.name} step {done}/{self.total} epoch {done / self.steps_per_epoch:.1f} loss {loss:.3f} "
                 f"err {error:.1f}% {speed:.0f} img/s elapsed {_clock(elapsed)} left {_clock(left)}")
         if not self.bar:
-            console.print(line, highlight=False, soft_wrap=True, markup=False)
-            console.file.flush()
+            console.print(line, highlight=False, soft_wrap=True, markup=False)  # flushed by rich
         log(line)

@@ -51,3 +51,11 @@ def read_status(run_dir) -> dict | None:
             and status.get("host", socket.gethostname()) == socket.gethostname() and not _alive(status["pid"])):
         status = {**status, "status": KILLED}
     return status
+
+
+def reached_step(status: dict, metrics: list[dict]) -> int:
+    """How far a run got: all its steps when finished; else its last metrics row or, before its first, the
+    step its status file records (where it started or stopped), whichever is later."""
+    if status.get("status") == "finished" and isinstance(status.get("steps"), int):
+        return status["steps"]
+    return max(metrics[-1]["step"] if metrics else 0, status.get("step") or 0)

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..names import resume_arg
 from . import cuda, distributed
 
 CHECKPOINT_DIR = "checkpoints"
@@ -17,6 +18,10 @@ CHECKPOINT_DIR = "checkpoints"
 
 class CorruptCheckpoint(UserError):
     """A checkpoint that cannot be read back (cut short, garbage): an older one may stand in for it."""
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}.pt"
 
 
 def checkpoint_paths(run_dir) -> list[Path]:
@@ -30,7 +35,7 @@ def save_checkpoint(run_dir, state: dict, keep: int) -> Path:
     mid-write leaves the previous checkpoint whole. Then keep only the newest `keep`."""
     folder = Path(run_dir) / CHECKPOINT_DIR
     folder.mkdir(exist_ok=True)
-    path = folder / f"step_{state['step']:08d}.pt"
+    path = folder / checkpoint_name(state["step"])
     tmp = path.with_suffix(".pt.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -47,7 +52,7 @@ def save_checkpoint(run_dir, state: dict, keep: int) -> Path:
         tmp.unlink(missing_ok=True)
         reason = "the disk is full" if e.errno == errno.ENOSPC else e.strerror or str(e)
         raise UserError(f"could not write checkpoint {path}: {reason}; free space or choose another "
-                        f"output directory, then resume with: resexp train resume={run_dir}") from None
+                        f"output directory, then resume with: resexp train {resume_arg(run_dir)}") from None
     for old in checkpoint_paths(run_dir)[:-keep]:
         old.unlink()
     return path

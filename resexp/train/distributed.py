@@ -51,6 +51,17 @@ def device_slot() -> int:
     return 0
 
 
+def jobs_at_once() -> int:
+    """How many jobs of this sweep train side by side (its launcher's n_jobs, as hydra/launcher=parallel
+    sets it); 1 outside a sweep and for launchers that run one job at a time."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+    if not HydraConfig.initialized() or world_size() > 1:
+        return 1
+    n = OmegaConf.select(HydraConfig.get(), "launcher.n_jobs", default=1)
+    return len(os.sched_getaffinity(0)) if n == -1 else max(1, int(n or 1))  # joblib: -1 is every core
+
+
 def setup() -> None:
     """Join the process group once: NCCL for CUDA tensors, gloo for CPU ones (so `device=cpu` works on
     a GPU machine too); a no-op without torchrun."""

@@ -4,8 +4,10 @@ A run's record (config.yaml, status.json, metrics, checkpoints) only ever change
 of that run: everything that can fail before training (the data, the model, the checkpoint, the metrics)
 is done before the status says `running`, and a failure there leaves the record as it was."""
 import os
+import shlex
 import time
 import traceback
+from contextlib import ExitStack
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -16,12 +18,13 @@ from rich.markup import escape
 from ..config import load_run_config, resume_config, validate
 from ..console import log, log_renderable, run_log, say
 from ..errors import UserError, debug_enabled
-from ..files import remove_new_files
+from ..files import Busy, hold, remove_new_files
+from ..names import resume_arg
 from ..report.runs import load_runs
 from ..report.tables import print_table, rich_table
 from ..track.status import CONFIG_FILE, KILLED, read_status, write_status
 from . import distributed
-from .checkpoint import checkpoint_paths
+from .checkpoint import checkpoint_name
 from .interrupt import StopRequest
 from .loop import Diverged, Interrupted, prepare, train
 
@@ -29,6 +32,9 @@ from .loop import Diverged, Interrupted, prepare, train
 EXIT_FAILED, EXIT_DIVERGED = 1, 3
 LOG_FILE = "train.log"
 OVERRIDES_FILE = "overrides.yaml"
+LOCK_FILE = ".resexp-lock"  # held by the process training the run (files.hold)
+# What a new run's directory may already hold: the log Hydra opens for the job, and the lock.
+NEW_RUN_FILES = (LOG_FILE, LOCK_FILE)
 # The keys `resume=RUN` may raise to train a run longer; nothing else of a run's config may change.
 LONGER = ("trainer.steps", "trainer.epochs")
 
@@ -62,11 +68,18 @@ class Claim:
         self.fresh = previous is None and not (run_dir / CONFIG_FILE).exists()
 
 
-def claim_run_dir(cfg) -> Claim:
-    """The run directory and the config to run; writes nothing. A directory that already holds a run is
-    continued when its config is the same (a re-run sweep job, `resume=`), or raised to more steps or epochs
-    (`resume=RUN trainer.steps=N`): from its newest intact checkpoint, or from step 0 when it has none (killed
-    before its first one); a run still training elsewhere, or a different run, is refused."""
+def _foreign(run_dir: Path) -> list[str]:
+    """The names in a directory holding no run that a new run there could not leave as they are."""
+    return sorted(p.name for p in run_dir.iterdir() if p.name not in NEW_RUN_FILES) if run_dir.is_dir() else []
+
+
+def claim_run_dir(cfg, held: ExitStack) -> Claim:
+    """The run directory and the config to run, claimed for this process until `held` closes (a lock that
+    two processes started together cannot both take); writes nothing else. A directory that already holds a
+    run is continued when its config is the same (a re-run sweep job, `resume=`), or raised to more steps or
+    epochs (`resume=RUN trainer.steps=N`): from its newest intact checkpoint, or from step 0 when it has none
+    (killed before its first one); a run still training elsewhere, a different run, or files that are no
+    run's are refused."""
     longer = {}
     if cfg.resume:
         run_dir = Path(cfg.resume)
@@ -78,6 +91,14 @@ def claim_run_dir(cfg) -> Claim:
     else:
         run_dir = Path(HydraConfig.get().runtime.output_dir)
     previous = read_status(run_dir)
+    if previous is None and not (run_dir / CONFIG_FILE).exists():
+        foreign = _foreign(run_dir)
+        if foreign:
+            raise UserError(f"run directory {run_dir} holds files that are not a resexp run ({', '.join(foreign[:5])}"
+                            f"{', ...' if len(foreign) > 5 else ''}); choose a new or empty hydra.run.dir")
+    held.enter_context(hold(run_dir / LOCK_FILE, f"run directory {run_dir} is being trained by another process; "
+                                                 "wait for it to end, or stop that process first"))
+    previous = read_status(run_dir)  # as it is now that no other process can change it
     if previous is None and not (run_dir / CONFIG_FILE).exists():
         return Claim(run_dir, cfg, None, False)
     saved = OmegaConf.to_container(load_run_config(run_dir / CONFIG_FILE))
@@ -102,16 +123,22 @@ def claim_run_dir(cfg) -> Claim:
 
 
 def _announce(claim: Claim) -> list[str]:
-    """The lines that open a job's output: its run directory, unbroken, and what it continues."""
-    lines = [f"run directory: {escape(str(claim.run_dir.absolute()))}"]
-    if claim.previous is not None:
-        paths = checkpoint_paths(claim.run_dir)
-        was = claim.previous["status"] + (" (its process is gone)" if claim.previous["status"] == KILLED else "")
-        lines.append(f"resuming {escape(str(claim.run_dir))} ({was}) from {paths[-1].name}" if paths else
-                     f"restarting {escape(str(claim.run_dir))} ({was}, no checkpoint) from step 0")
-    for line in lines:
-        say(line)
-    return lines
+    """The line that opens a job's output: its run directory, unbroken."""
+    line = f"run directory: {escape(str(claim.run_dir.absolute()))}"
+    say(line)
+    return [line]
+
+
+def _announce_resume(claim: Claim, step: int) -> list[str]:
+    """What a job continues, once it is known which checkpoint it restored (a newer one that does not
+    read back whole was skipped, with a warning line)."""
+    if claim.previous is None:
+        return []
+    was = claim.previous["status"] + (" (its process is gone)" if claim.previous["status"] == KILLED else "")
+    line = (f"resuming {escape(str(claim.run_dir))} ({was}) from {checkpoint_name(step)}" if step else
+            f"restarting {escape(str(claim.run_dir))} ({was}, no checkpoint) from step 0")
+    say(line)
+    return [line]
 
 
 def _record_new_run(claim: Claim) -> None:
@@ -127,10 +154,10 @@ def _failed_before_training(claim: Claim | None, cfg, message: str) -> None:
     sweep job records `failed` with its one-line error and its config, so that the sweep lists it."""
     run_dir = claim.run_dir if claim else Path(HydraConfig.get().runtime.output_dir)
     if claim is not None and not claim.fresh or cfg.get("resume") or read_status(run_dir) is not None \
-            or (run_dir / CONFIG_FILE).exists():
+            or (run_dir / CONFIG_FILE).exists() or _foreign(run_dir):
         return
     if HydraConfig.get().mode != RunMode.MULTIRUN:
-        remove_new_files(run_dir, (LOG_FILE,), Path.cwd())
+        remove_new_files(run_dir, NEW_RUN_FILES, Path.cwd())
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -150,22 +177,27 @@ def _fail(e: Exception, claim: Claim | None, cfg, started: bool) -> int:
     say(f"[bold red]error:[/] {escape(message)}{hint}", err=True)
     if started:
         write_status(claim.run_dir, "failed", error=message)
-    else:
+    elif not isinstance(e, Busy):  # a directory another process trains in is its, untouched
         _failed_before_training(claim, cfg, message)
     return 2 if isinstance(e, UserError) else EXIT_FAILED
 
 
 def run_job(cfg) -> int:
     """Run one training job and record its status; returns its exit code."""
+    with ExitStack() as held:  # the run directory's claim, until the job ends
+        return _run_job(cfg, held)
+
+
+def _run_job(cfg, held: ExitStack) -> int:
     claim = claimed = None
     try:
         distributed.setup()
         try:
             validate(cfg)
-            claim = claim_run_dir(cfg)
+            claim = claim_run_dir(cfg, held)
             if claim.previous and claim.previous["status"] == "finished" and not claim.longer:
                 say(f"{escape(str(claim.run_dir))} already finished ({claim.previous.get('steps')} steps); "
-                    f"left as it is (to train it longer: resexp train resume={escape(str(claim.run_dir))} "
+                    f"left as it is (to train it longer: resexp train {escape(resume_arg(claim.run_dir))} "
                     "trainer.steps=N)")
                 return 0
             claimed = (str(claim.run_dir), OmegaConf.to_container(claim.cfg, resolve=True))
@@ -173,6 +205,7 @@ def run_job(cfg) -> int:
             distributed.share(claimed)  # under torchrun the other ranks train this run, or stop on None
         opening = _announce(claim)
         prepared = prepare(claim.cfg, claim.run_dir)  # data, model, checkpoint, metrics: nothing written yet
+        opening += _announce_resume(claim, prepared.run.step)
         if claim.longer and prepared.run.step >= prepared.tr.total_steps:
             raise UserError(f"{claim.run_dir} has trained {prepared.run.step} steps already; to train it longer "
                             f"give more than that (this config makes {prepared.tr.total_steps})")
@@ -200,7 +233,11 @@ def _train(cfg, run_dir: Path, stop, prepared) -> int:
         again = (f"torchrun --nproc_per_node={distributed.world_size()} -m resexp"
                  if distributed.world_size() > 1 else "resexp")
         say(f"[magenta]interrupted[/] at step {e.step}, checkpoint saved; continue with:")
-        say(f"  {again} train resume={escape(str(run_dir))}")
+        say(f"  {again} train {escape(resume_arg(run_dir))}")
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # the sweep's later jobs have not started
+            sweep = shlex.quote(f"hydra.sweep.dir={HydraConfig.get().sweep.dir}")
+            say(f"or finish the whole sweep: run its command again with {escape(sweep)} (this job resumes, "
+                "finished jobs are left as they are, the rest start)")
         raise SystemExit(128 + e.signum) from None
     except Diverged as e:
         last = e.row or {}

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+from omegaconf import OmegaConf
 
+from ..config import hparam_columns
 from ..data import load_dataset
 from ..errors import UserError
 from ..models import count_parameters, label, model_from_config, model_options
@@ -24,6 +26,7 @@ from .evaluate import evaluate
 from . import cuda
 from .graphs import EmulatedGraphs, GraphedStep
 from .optim import make_optimizer, make_schedule
+from . import speed
 from .speed import pick_device, set_determinism, speed_modes
 from .step import TrainStep
 from .warmup import WarmUp
@@ -121,8 +124,11 @@ class Training:
 def build_training(cfg, data=None) -> Training:
     """Seed, data on the device, model, optimizer with its lr as a device tensor, schedule and step."""
     device = pick_device(cfg.device)
+    jobs = distributed.jobs_at_once()
     if device.type == "cuda":
         cuda.use_device(device)
+    else:
+        speed.share_cores(jobs)
     world = distributed.world_size()
     set_determinism(cfg.deterministic, device)
     torch.manual_seed(cfg.seed)
@@ -134,6 +140,11 @@ def build_training(cfg, data=None) -> Training:
                         f"choose at most {n_train}")
     model = model_from_config(cfg.model, cfg.depth, data.num_classes, data.in_channels).to(device)
     modes = speed_modes(t, device, model)
+    if jobs > 1:  # said at the start of each job of a parallel sweep
+        modes["side_by_side"] = (f"{jobs} jobs at once" + (f", {torch.get_num_threads()} thread"
+                                 f"{'s' * (torch.get_num_threads() > 1)} each" if device.type == "cpu" else ""))
+    if modes["precision"] == "timed":
+        modes["precision"], modes["precision_why"] = timed_precision(cfg, data)
     if modes["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     forward = model
@@ -158,21 +169,56 @@ def build_training(cfg, data=None) -> Training:
                     total_steps, t.batch_size, t.log_every, t.eval_every or steps_per_epoch, generator)
 
 
+# bf16 is taken only when clearly faster (10%), so that timing noise does not trade fp32's precision away.
+BF16_MARGIN = 0.9
+
+
+def timed_precision(cfg, data) -> tuple[str, str]:
+    """fp32 or bf16, whichever runs this run's own step faster on this CPU (one whose bf16 may or may not
+    pay: AVX512-BF16 without AMX), with why. Each is timed for 3 steps after one, alternating, on throwaway
+    copies of the run; the choice is remembered for this machine and net, and every rank takes rank 0's.
+    The random stream is left as it was, so a run trains the same whether it timed or remembered."""
+    t = cfg.trainer
+    key = speed.cpu_key(f"{label(cfg.model.name, cfg.depth, model_options(cfg.model))} "
+                        f"{'x'.join(map(str, data.train_x.shape[1:]))} batch {t.batch_size}")
+    choice = speed.remembered(key) if distributed.is_leader() else None
+    if choice is None and distributed.is_leader():
+        rng = torch.get_rng_state()
+        trainings = {p: build_training(OmegaConf.merge(cfg, {"trainer": {"precision": p}}), data)
+                     for p in ("fp32", "bf16")}
+        seconds = dict.fromkeys(trainings, 0.0)
+        for done in range(1, 5):
+            for precision, tr in trainings.items():
+                started = time.perf_counter()
+                tr.advance(done)
+                seconds[precision] += (time.perf_counter() - started) * (done > 1)
+        torch.set_rng_state(rng)
+        ms = {p: round(1000 * s / 3, 1) for p, s in seconds.items()}
+        choice = {"precision": "bf16" if ms["bf16"] < BF16_MARGIN * ms["fp32"] else "fp32", "ms_per_step": ms}
+        speed.remember(key, choice)
+    choice = distributed.share(choice)
+    ms = choice["ms_per_step"]
+    return choice["precision"], f"auto: timed on this CPU, fp32 {ms['fp32']:g} ms, bf16 {ms['bf16']:g} ms a step"
+
+
 def describe_modes(tr: Training) -> dict:
     """The modes the run really trains in, for status.json and the start line."""
     graph = tr.modes["cuda_graph"]
     return {"device": str(tr.device), "precision": tr.modes["precision"], "channels_last": tr.modes["channels_last"],
             "cuda_graph": "emulated: " + tr.graph_state() if graph == "emulate" else tr.graph_state(),
-            "compile": tr.modes["compile"]}
+            "compile": tr.modes["compile"],
+            **{k: tr.modes[k] for k in ("precision_why", "side_by_side") if tr.modes.get(k)}}
 
 
 def modes_line(modes: dict) -> str:
     """One line saying how the run trains, printed as it starts."""
     graph = modes["cuda_graph"]
     graph = "no CUDA graph" if graph == "off" else f"{'emulated ' * graph.startswith('emulated')}CUDA graph"
-    return (f"training on {modes['device']}: {modes['precision']}, "
+    why = f" ({modes['precision_why']})" if modes.get("precision_why") else ""
+    return (f"training on {modes['device']}: {modes['precision']}{why}, "
             f"{'channels_last' if modes['channels_last'] else 'NCHW'}, {graph}"
-            f"{', torch.compile' if modes['compile'] else ''}")
+            f"{', torch.compile' if modes['compile'] else ''}"
+            f"{'; ' + modes['side_by_side'] if modes.get('side_by_side') else ''}")
 
 
 @dataclass
@@ -249,7 +295,7 @@ def train(cfg, run_dir: Path, stop=(), prepared: Prepared | None = None) -> dict
                 save(run_dir, tr, run, run.elapsed + time.perf_counter() - start, t.keep_checkpoints)
             if halt:
                 raise Interrupted(done, getattr(stop, "signum", None) or signal.SIGTERM)
-        logger.hparams(cfg)
+        logger.hparams(cfg, hparam_columns())
     if leader:
         layout = torch.channels_last if tr.modes["channels_last"] else torch.contiguous_format
         images = data.normalize(data.test_x[:RESPONSE_IMAGES]).contiguous(memory_format=layout)
