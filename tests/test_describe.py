@@ -172,8 +172,6 @@ def test_describe_needs_no_dataset_files(tmp_path, capsys, monkeypatch):
     assert "dataset=folder needs dataset.root=DIR" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 29 (family labels): a preset that changes the net, such as "
-                   "preact_resnet_bottleneck, still carries its family's label")
 def test_two_different_nets_never_share_a_label():
     from resexp.explain.nets import nets
     labelled = nets(["model=preact_resnet_bottleneck,preact_resnet", "depth=56", "model.shortcut=B"], files=False)

@@ -73,7 +73,7 @@ class RunLogger:
         """What identifies the run (TensorBoard's HPARAMS tab), in its own event file: model, depth,
         the options its label shows, dataset, seed and every key overridden on the command line (a sweep's
         swept keys among them), typed. HPARAMS takes its columns from the declaration of whichever run it reads
-        first, so every run declares the same ones: IDENTIFYING, then `columns` (config.hparam_columns:
+        first, so every run declares the same ones: identifying(), then `columns` (config.hparam_columns:
         every key any run can be told apart by), then any key only this run has (`+key=...`). Its metrics
         are the last points of the curves already logged, so no single-point tag joins TIME SERIES.
         (`SummaryWriter.add_hparams` would write a stray second run.)"""
@@ -81,7 +81,7 @@ class RunLogger:
         flat = flatten(config)
         metrics = [*HPARAMS_METRICS, *(["val/error"] if flat.get("dataset.val_size") else [])]
         values = identifying_hparams(flat, _overrides(self.run_dir))
-        declared = dict.fromkeys([*IDENTIFYING, *columns, *values])
+        declared = dict.fromkeys([*identifying(), *columns, *values])
         experiment = hparams_config_pb([HParam(name) for name in declared], [Metric(tag) for tag in metrics])
         _, session_start, session_end = hparams(values, dict.fromkeys(metrics))
         for summary in (experiment, session_start, session_end):
@@ -100,9 +100,13 @@ class RunLogger:
 
 
 HPARAMS_METRICS = ("test/error", "train/error")
-# Always in HPARAMS, first; then every overridden key. The rest of the config is in the run's config.yaml.
-# (and the options the family's label shows, models.Family.shown: model.shortcut, model.widen, ...)
-IDENTIFYING = ("model.name", "depth", "dataset.name", "seed")
+def identifying() -> tuple[str, ...]:
+    """Always in HPARAMS, first: model, depth, every option a family's label shows (models.Family.shown:
+    model.shortcut, model.widen, ...), dataset, seed; then every overridden key. The rest of the config is
+    in the run's config.yaml."""
+    from ..models import FAMILIES
+    shown = dict.fromkeys(f"model.{key}" for family in FAMILIES.values() for key in family.shown())
+    return ("model.name", "depth", *shown, "dataset.name", "seed")
 
 
 def _overrides(run_dir: Path) -> list[str]:
@@ -111,12 +115,9 @@ def _overrides(run_dir: Path) -> list[str]:
 
 
 def identifying_hparams(flat: dict, overrides: list[str]) -> dict:
-    """{key: typed value}: IDENTIFYING, then each overridden key as the composed config holds it (a config
+    """{key: typed value}: identifying(), then each overridden key as the composed config holds it (a config
     group such as `model=plain` by its name; `+experiment=X` as experiment: X). None becomes 'null'."""
-    from ..models import FAMILIES
-    family = FAMILIES.get(str(flat.get("model.name")))
-    shown = [f"model.{key}" for key in family.shown()] if family else []
-    values = {k: flat[k] for k in (*IDENTIFYING[:2], *shown, *IDENTIFYING[2:]) if k in flat}
+    values = {k: flat[k] for k in identifying() if k in flat}
     for override in overrides:
         key, _, value = override.lstrip("+~").partition("=")
         key = f"{key}.name" if f"{key}.name" in flat else key
