@@ -129,11 +129,14 @@ def unknown_key(key: str, cfg) -> str:
 _FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
                      "--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}
 _HELP_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
+_FLAGS = {*_FLAGS_WITH_VALUE, *_HELP_FLAGS, "-m", "--multirun", "-r", "--run", "--resolve", "--version"}
 
 def _split_args(args):
     """(hydra flags, overrides); `experiment=x` is accepted for `+experiment=x`."""
     flags, overrides, skip = [], [], False
     for arg in args:
+        if not skip and arg.startswith("-") and arg.split("=")[0] not in _FLAGS:
+            raise UserError(f"resexp train: unrecognized argument {arg}; see resexp train --help")
         if skip or arg.startswith("-"):
             flags.append(arg)
             skip = not skip and arg in _FLAGS_WITH_VALUE and "=" not in arg
