@@ -309,6 +309,16 @@ def _unquoted(value: str) -> str:
     return value
 
 
+def show_run(run_dir) -> None:
+    """A finished run's table, on stdout and in the run's log."""
+    from .console import log_renderable
+    from .report.runs import load_runs
+    from .report.tables import print_table, rich_table
+    runs = load_runs([run_dir])
+    print_table(runs, f"run {run_dir}")
+    log_renderable(rich_table(runs, f"run {run_dir}", None, None))
+
+
 def train(args) -> int:
     """`resexp train ARGS`. Exit code: one run's own (0 finished, 1 failed, 2 bad input, 3 diverged); a
     sweep's is 0 when every job finished, else 1."""
@@ -328,7 +338,7 @@ def train(args) -> int:
     @hydra.main(version_base="1.3", config_path="pkg://resexp.conf", config_name="train")
     def job(cfg) -> None:
         from .train.job import run_job  # torch is imported only once a job really runs
-        codes.append(run_job(cfg))
+        codes.append(run_job(cfg, show_run))
 
     sys.argv = ["resexp train", *flags, *overrides]
     job()
