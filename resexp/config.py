@@ -12,6 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 from . import names
 from .errors import UserError
 from .track.status import CONFIG_FILE
+from .data import DATASETS
 from .models import FAMILIES, check_model_args, default_depth, defaults, model_options
 
 GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment", "net")
@@ -160,12 +161,8 @@ def validate(cfg, files: bool = True) -> None:
         raise UserError(f"optimizer.betas={OmegaConf.to_container(cfg.optimizer.betas)} is invalid; it must be "
                         "two numbers in [0, 1), e.g. [0.9,0.999]")
     d = cfg.dataset
-    _check_dataset(d, files)
-    if files:
-        _check_idx_dataset(d)
-    if d.name == "synthetic" and d.image_size < 8:
-        raise UserError(f"dataset.image_size={d.image_size} is invalid; dataset.image_size must be >= 8 for the "
-                        "synthetic dataset")
+    _check_dataset(d)
+    DATASETS[d.name].check(d, files)  # its own rules and, with `files`, its files
     if files or d.name != "folder":  # a folder's classes are counted from its files
         _check_memory(cfg)
 
@@ -238,23 +235,12 @@ def _check_milestones(schedule) -> None:
 NORMALIZATIONS = ("per_channel", "per_pixel")
 
 
-def _check_dataset(d, files: bool = True) -> None:
-    """Keys shared by every dataset, then (with `files`) the files a file-backed dataset needs (one line
-    naming the fix)."""
+def _check_dataset(d) -> None:
+    """Keys shared by every dataset."""
     if not isinstance(d.val_size, int) or d.val_size < 0:
         raise UserError(f"dataset.val_size={d.val_size!r} is invalid; it must be an integer >= 0")
     if d.normalize not in NORMALIZATIONS:
         raise UserError(f"dataset.normalize={d.normalize!r} is invalid; choose one of: {', '.join(NORMALIZATIONS)}")
-    if d.name == "folder" and OmegaConf.is_missing(d, "root"):
-        raise UserError("dataset=folder needs dataset.root=DIR, a folder with one sub-folder of images per class")
-    if not files:
-        return
-    if d.name in ("cifar10", "cifar100"):
-        from .data.cifar import check_files
-        check_files(d)
-    elif d.name == "folder":
-        from .data.folder import check_files
-        check_files(d)
 
 
 def _is_number(value) -> bool:
@@ -353,8 +339,3 @@ def _device_memory(device: str) -> tuple[str, int]:
     return "machine", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _check_idx_dataset(d) -> None:
-    """Fashion-MNIST and MNIST: the four IDX files must be in dataset.root (unless downloading)."""
-    if d.name in ("fashion_mnist", "mnist"):
-        from .data.mnist import check_files
-        check_files(d)

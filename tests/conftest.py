@@ -1,7 +1,9 @@
 """Shared fixtures: the real composed config, shrunk for the CPU."""
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,6 +69,31 @@ def tiny_runs(tmp_path_factory):
         assert main(["train", *TINY, f"model={model}", f"hydra.run.dir={root / model}"]) == 0
     torch.set_num_threads(threads)
     return root
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def copy_repository(tmp_path) -> Path:
+    """A copy of the repository (package, configs, tests, docs) to add a contributor's module to; a process
+    started in it with PYTHONPATH=<copy> imports the copy's resexp."""
+    copy = tmp_path / "repo"
+    for part in ("resexp", "tests", "docs", "conf"):
+        shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__", "*.png"))
+    shutil.copytree(ROOT / "conf", copy / "resexp" / "conf")  # where the wheel puts it (pyproject.toml)
+    shutil.copy(ROOT / "pyproject.toml", copy)
+    return copy
+
+
+def register(registry: Path, table: str, name: str, declaration: str) -> None:
+    """What a contributor writes into a registry module: the import of `declaration` from the module `name`
+    and its line `"name": DECLARATION,` in the dict `table`."""
+    lines = registry.read_text().splitlines(keepends=True)
+    last_import = max(i for i, line in enumerate(lines) if line.startswith("from ."))
+    lines.insert(last_import + 1, f"from .{name} import {declaration}\n")
+    end = lines.index("}\n", next(i for i, line in enumerate(lines) if line.startswith(table)))
+    lines.insert(end, f'    "{name}": {declaration},\n')
+    registry.write_text("".join(lines))
 
 
 def small_net(model_option: str) -> list[str]:

@@ -15,6 +15,7 @@ from torch import nn
 from resexp import build_model, count_parameters
 from resexp.models.activations import ACTIVATIONS
 from resexp.models.shortcuts import PadShortcut, Projection
+from tests.conftest import ROOT, copy_repository, register
 
 # He et al. 2015, Table 6: parameters of the CIFAR ResNets with option A, in millions.
 PAPER_PARAMS = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7, 1202: 19.4}
@@ -96,25 +97,12 @@ def test_unknown_options_name_what_is_allowed(kwargs, word):
         build_model(**{"arch": "resnet", "depth": 20, **kwargs})
 
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
 def contribute_family(tmp_path) -> Path:
-    """A copy of the repository (package, configs, tests, docs) with tests/new_family/res_stack.py added as
-    CONTRIBUTING.md says: the module in resexp/models/, its import and its line in FAMILIES. Nothing else."""
-    copy = tmp_path / "repo"
-    for part in ("resexp", "tests", "docs", "conf"):
-        shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__", "*.png"))
-    shutil.copytree(ROOT / "conf", copy / "resexp" / "conf")  # where the wheel puts it (pyproject.toml)
-    shutil.copy(ROOT / "pyproject.toml", copy)
+    """A copy of the repository with tests/new_family/res_stack.py added as CONTRIBUTING.md says: the module
+    in resexp/models/, its import and its line in FAMILIES. Nothing else."""
+    copy = copy_repository(tmp_path)
     shutil.copy(ROOT / "tests/new_family/res_stack.py", copy / "resexp/models/res_stack.py")
-    registry = copy / "resexp/models/__init__.py"
-    lines = registry.read_text().splitlines(keepends=True)
-    last_import = max(i for i, line in enumerate(lines) if line.startswith("from ."))
-    lines.insert(last_import + 1, "from .res_stack import RES_STACK\n")
-    end = lines.index("}\n", next(i for i, line in enumerate(lines) if line.startswith("FAMILIES")))
-    lines.insert(end, '    "res_stack": RES_STACK,\n')
-    registry.write_text("".join(lines))
+    register(copy / "resexp/models/__init__.py", "FAMILIES", "res_stack", "RES_STACK")
     return copy
 
 
