@@ -11,7 +11,7 @@ EXIT_OUTPUT_LOST = 141  # 128 + SIGPIPE, as the shell reports a program its clos
 # command -> (module, function, what it does): each module is imported only when its command runs, so
 # `resexp --help` and `--version` load no torch.
 COMMANDS = {
-    "train": ("sweep", "train", "train one model, or sweep with -m (Hydra overrides: resexp train model=plain depth=56)"),
+    "train": ("train_command", "train", "train one model, or sweep with -m (Hydra overrides: resexp train model=plain depth=56)"),
     "bench": ("bench", "main", "training throughput (images/s) of plain and residual nets on this machine"),
     "doctor": ("doctor", "main", "check the GPU speed paths (CUDA graph, compile, determinism, resume, DDP) here"),
     "report": ("report.command", "report", "figures and tables of a run, a sweep or runs/: resexp report PATH "

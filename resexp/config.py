@@ -11,8 +11,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from . import names
 from .errors import UserError
-from .track.status import CONFIG_FILE
 from .data import DATASETS
+from .track.status import CONFIG_FILE
+from .world import world_size
 from .models import FAMILIES, check_model_args, default_depth, defaults, model_options
 
 GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment", "net")
@@ -209,7 +210,7 @@ def prepare_determinism(cfgs) -> None:
 
 def _check_world(cfg) -> None:
     """Under torchrun (WORLD_SIZE processes) trainer.batch_size is the global batch, split evenly."""
-    world = int(os.environ.get("WORLD_SIZE", 1))
+    world = world_size()
     if isinstance(cfg.trainer.batch_size, int) and cfg.trainer.batch_size % world:
         raise UserError(f"trainer.batch_size={cfg.trainer.batch_size} does not split over {world} processes "
                         f"(WORLD_SIZE); choose a multiple of {world}")

@@ -183,7 +183,7 @@ def _import_graph() -> dict:
 # The lower layers and what they must not import: the nets, the data and the trackers know nothing of
 # training, reports, explanations, sweeps or the command line.
 HIGHER = ("resexp.train", "resexp.report", "resexp.explain", "resexp.sweep", "resexp.cli", "resexp.bench",
-          "resexp.doctor")
+          "resexp.doctor")  # resexp.train covers resexp.train_command too
 
 
 def test_no_module_imports_from_a_higher_layer():
@@ -191,6 +191,15 @@ def test_no_module_imports_from_a_higher_layer():
     wrong = [(m, i) for m, deps in graph.items() if m.startswith(("resexp.models", "resexp.data", "resexp.track"))
              for i in deps if i.startswith(HIGHER)]
     assert not wrong, f"imports from a higher layer: {wrong}"
+
+
+def test_training_prints_no_report_and_the_sweep_library_no_command():
+    """train/ trains and records; the run's table is printed by the train command, which alone runs Hydra."""
+    graph = _import_graph()
+    wrong = [(m, i) for m, deps in graph.items() for i in deps
+             if m.startswith("resexp.train.") and i.startswith("resexp.report")
+             or m == "resexp.sweep" and i.startswith(("resexp.train_command", "resexp.train.", "resexp.report"))]
+    assert not wrong, wrong
 
 
 def test_resexp_has_no_import_cycle():

@@ -2,7 +2,6 @@
 from pathlib import Path
 
 from ..args import Parser
-from ..errors import UserError
 from ..files import check_new_files, check_writable, make_dir
 from ..console import console
 from . import figures, tables
