@@ -11,7 +11,8 @@ EXIT_OUTPUT_LOST = 141  # 128 + SIGPIPE, as the shell reports a program its clos
 # command -> (module, function, what it does): each module is imported only when its command runs, so
 # `resexp --help` and `--version` load no torch.
 COMMANDS = {
-    "train": ("train_command", "train", "train one model, or sweep with -m (Hydra overrides: resexp train model=plain depth=56)"),
+    "train": ("train_command", "train", "train one model, or sweep with -m (Hydra overrides: resexp train "
+              "model=plain depth=56)"),
     "bench": ("bench", "main", "training throughput (images/s) of plain and residual nets on this machine"),
     "doctor": ("doctor", "main", "check the GPU speed paths (CUDA graph, compile, determinism, resume, DDP) here"),
     "report": ("report.command", "report", "figures and tables of a run, a sweep or runs/: resexp report PATH "
@@ -21,7 +22,8 @@ COMMANDS = {
                  "(train's overrides)"),
     "gradients": ("explain.gradients", "main", "per-layer gradient norm and activation std at init, one batch "
                   "(train's overrides)"),
-    "lesion": ("explain.lesion", "main", "test error of a trained run with blocks deleted: resexp lesion RUN [RUN ...]"),
+    "lesion": ("explain.lesion", "main", "test error of a trained run with blocks deleted: resexp lesion RUN "
+               "[RUN ...]"),
     "landscape": ("explain.landscape", "main", "training loss of trained runs on a random plane of weights: "
                   "resexp landscape RUN [RUN ...]"),
     "paths": ("explain.paths", "main", "gradient carried by paths of each length through a trained ResNet: "
@@ -36,7 +38,7 @@ def usage() -> str:
     lines = [f"  {name:<{width}}{about}" for name, (_, _, about) in COMMANDS.items()]
     return "\n".join(["usage: resexp COMMAND [ARGS]", "", "commands:", *lines, "",
                       "`resexp --version` prints the version; `resexp COMMAND --help` what the command takes",
-                      "(`resexp train --help` lists the config groups and keys; `--cfg job` prints the composed config).",
+                      "(`resexp train --help` lists the config groups and keys; `--cfg job` the composed config).",
                       ""])
 
 

@@ -13,8 +13,10 @@ from . import names
 from .errors import UserError
 from .data import DATASETS
 from .track.status import CONFIG_FILE
+from .tree import flatten
 from .world import world_size
 from .models import FAMILIES, check_model_args, default_depth, defaults, model_options
+from .models.options import integer_rule, number_rule
 
 GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment", "net")
 DEVICES = ("auto", "cpu", "cuda")
@@ -108,16 +110,10 @@ def hparam_columns() -> tuple[str, ...]:
             node.pop("defaults", None)
             tree[group] = {**tree.get(group, {}), **node}
     presets = [p.name for p in conf.iterdir() if p.is_dir() and p.name not in (*tree, "model", "hydra", "__pycache__")]
-    keys = {*_flat_dicts(tree), "model.name", *presets,  # `+experiment=X` is the column experiment
+    keys = {*flatten(tree), "model.name", *presets,  # a list is one key; `+experiment=X` is the column experiment
             *(f"model.{key}" for family in FAMILIES for key in defaults(family))}
     where = ("dataset.url", "dataset.md5.")  # where a dataset's files come from, not what the run is
     return tuple(sorted(k for k in keys if k not in exclude and not k.startswith(where)))
-
-
-def _flat_dicts(tree, prefix="") -> list[str]:
-    """The dotted keys of a nested dict, a list being one key (`schedule.milestones`)."""
-    return [k for key, value in tree.items()
-            for k in (_flat_dicts(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"])]
 
 
 def group_options(group: str) -> list[str]:
@@ -244,60 +240,35 @@ def _check_dataset(d) -> None:
         raise UserError(f"dataset.normalize={d.normalize!r} is invalid; choose one of: {', '.join(NORMALIZATIONS)}")
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _integer(low):
-    what = "a positive integer" if low == 1 else f"an integer >= {low}"
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low, what
-
-
-def _number(low, high=None, low_open=False, high_open=False):
-    """(test, what is allowed) for a number in [low, high], an end open where said."""
-    def ok(v):
-        return (_is_number(v) and (v > low if low_open else v >= low)
-                and (high is None or (v < high if high_open else v <= high)))
-    ends = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-    if high is None:
-        return ok, "a positive number" if low == 0 and low_open else f"a number {'>' if low_open else '>='} {low}"
-    return ok, f"a number in {ends}"
 
 
 # Every numeric key of the dataset, trainer, optimizer, schedule and warm-up groups, with its allowed range
 # (a key absent from the chosen group option is skipped; NULLABLE keys may be null). The model's keys are
 # checked by their family's options record (resexp/models/options.py).
 RANGES = {
-    "dataset.seed": _integer(0), "dataset.split_seed": _integer(0), "dataset.val_size": _integer(0),
-    "dataset.image_size": _integer(1), "dataset.num_classes": _integer(2),
-    "dataset.train_size": _integer(1), "dataset.test_size": _integer(1),
-    "dataset.noise": _number(0), "dataset.test_fraction": _number(0, 1, True, True),
-    "dataset.augment.crop_padding": _integer(0),
-    "trainer.epochs": _integer(1), "trainer.steps": _integer(1), "trainer.batch_size": _integer(1),
-    "trainer.log_every": _integer(1), "trainer.profile_every": _integer(1), "trainer.eval_every": _integer(1),
-    "trainer.eval_batch_size": _integer(1), "trainer.checkpoint_every": _integer(1),
-    "trainer.keep_checkpoints": _integer(1), "trainer.divergence_loss": _number(0, low_open=True),
-    "optimizer.lr": _number(0, low_open=True), "optimizer.momentum": _number(0, 1, high_open=True),
-    "optimizer.weight_decay": _number(0), "optimizer.betas.0": _number(0, 1, high_open=True),
-    "optimizer.betas.1": _number(0, 1, high_open=True),
-    "schedule.gamma": _number(0, 1, low_open=True), "schedule.min_factor": _number(0, 1),
-    "warmup.lr": _number(0, low_open=True), "warmup.until_error": _number(0, 100, low_open=True),
-    "warmup.window": _integer(1), "warmup.min_depth": _integer(0), "jobs_per_gpu": _integer(1),
+    "dataset.seed": integer_rule(0), "dataset.split_seed": integer_rule(0), "dataset.val_size": integer_rule(0),
+    "dataset.image_size": integer_rule(1), "dataset.num_classes": integer_rule(2),
+    "dataset.train_size": integer_rule(1), "dataset.test_size": integer_rule(1),
+    "dataset.noise": number_rule(0), "dataset.test_fraction": number_rule(0, 1, True, True),
+    "dataset.augment.crop_padding": integer_rule(0),
+    "trainer.epochs": integer_rule(1), "trainer.steps": integer_rule(1), "trainer.batch_size": integer_rule(1),
+    "trainer.log_every": integer_rule(1), "trainer.profile_every": integer_rule(1),
+    "trainer.eval_every": integer_rule(1),
+    "trainer.eval_batch_size": integer_rule(1), "trainer.checkpoint_every": integer_rule(1),
+    "trainer.keep_checkpoints": integer_rule(1), "trainer.divergence_loss": number_rule(0, low_open=True),
+    "optimizer.lr": number_rule(0, low_open=True), "optimizer.momentum": number_rule(0, 1, high_open=True),
+    "optimizer.weight_decay": number_rule(0), "optimizer.betas.0": number_rule(0, 1, high_open=True),
+    "optimizer.betas.1": number_rule(0, 1, high_open=True),
+    "schedule.gamma": number_rule(0, 1, low_open=True), "schedule.min_factor": number_rule(0, 1),
+    "warmup.lr": number_rule(0, low_open=True), "warmup.until_error": number_rule(0, 100, low_open=True),
+    "warmup.window": integer_rule(1), "warmup.min_depth": integer_rule(0), "jobs_per_gpu": integer_rule(1),
 }
 NULLABLE = ("dataset.num_classes", "trainer.steps", "trainer.eval_every", "trainer.profile_every", "warmup.lr")
 
 
-def _flat(tree, prefix="") -> dict:
-    """{'optimizer.betas.0': 0.9, ...}: every leaf of a plain config, list items by index."""
-    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else None
-    if items is None:
-        return {prefix[:-1]: tree}
-    return {k: v for key, value in items for k, v in _flat(value, f"{prefix}{key}.").items()}
-
-
 def check_ranges(cfg) -> None:
     """Each RANGES key in range, and a validation split that leaves training images."""
-    values = _flat(OmegaConf.to_container(cfg, resolve=True))  # one pass: far cheaper than a select per key
+    values = flatten(OmegaConf.to_container(cfg, resolve=True), lists=True)  # one pass: cheaper than a select a key
     for key, (ok, allowed) in RANGES.items():
         if key not in values or (values[key] is None and key in NULLABLE) or ok(values[key]):
             continue

@@ -18,6 +18,7 @@ from tensorboard.plugins.hparams.summary_v2 import HParam, Metric, hparams_confi
 from torch.utils.tensorboard.summary import hparams
 
 from ..errors import UserError
+from ..tree import flatten
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -186,17 +187,6 @@ def _wait_for_a_later_second(run_dir: Path) -> None:
     seconds = [int(p.name.split(".")[3]) for p in Path(run_dir).glob("events.out.tfevents.*")]
     while seconds and time.time() < max(seconds) + 1:
         time.sleep(0.05)
-
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    """{'model.name': 'plain', 'depth': 20, ...} from a nested config."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def read_metrics(run_dir) -> list[dict]:
