@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import torch
 from omegaconf import OmegaConf
 
@@ -72,6 +73,7 @@ def test_flip_and_crop_are_batched_and_shape_preserving():
         assert any(torch.equal(img, pad[:, i:i + 4, j:j + 4]) for i, j in windows)
 
 
+@pytest.mark.slow  # 15 s: a copy of the repository and four processes
 def test_a_new_dataset_is_its_module_its_registry_line_and_its_yaml(tmp_path):
     """CONTRIBUTING's recipe on a copy of the repository: tests/new_dataset/stripes.py in resexp/data/, its
     line in DATASETS and its YAML in conf/dataset/; then it trains, describe knows its shape without
