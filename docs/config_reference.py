@@ -18,7 +18,8 @@ END = "<!-- end of the generated families table -->"
 SHOWN_DEPTHS = 6  # valid depths listed per family before "..."
 # Config groups in reading order, with the prefix their keys get in the composed config.
 GROUPS = [("train.yaml", ""), ("model", "model."), ("net", ""), ("dataset", "dataset."), ("optimizer", "optimizer."),
-          ("schedule", "schedule."), ("experiment", ""), ("debug", ""), ("hydra/launcher", "hydra.launcher.")]
+          ("schedule", "schedule."), ("experiment", ""), ("debug", ""), ("logger", ""),
+          ("hydra/launcher", "hydra.launcher.")]
 LINE = re.compile(r"^(?P<indent> *)(?P<key>[\w.-]+):(?: +(?P<value>.*?))?\s*$")
 
 

@@ -18,7 +18,7 @@ from .world import world_size
 from .models import FAMILIES, check_model_args, default_depth, defaults, model_options
 from .models.options import integer_rule, number_rule
 
-GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment", "net")
+GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment", "net", "logger")
 DEVICES = ("auto", "cpu", "cuda")
 
 

@@ -21,6 +21,7 @@ from . import config as _config
 from .errors import UserError
 from .files import check_writable
 from .models import families_with
+from .track.mlflow import check_installed
 
 
 def parse(overrides):
@@ -143,6 +144,7 @@ def precheck(overrides, multirun: bool) -> list[str]:
         except UserError as e:
             raise UserError(f"{e}{_plugin_hint(first)}") from None
     _check_launcher(base)
+    check_installed(base.hydra.callbacks)
     chosen = {o.get_key_element(): values(o)[0] for o in parsed if values(o)}
     output = base.hydra.sweep if multirun else base.hydra.run
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"

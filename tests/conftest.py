@@ -128,3 +128,21 @@ def refusal_dirs(tmp_path, run, taken_file: str) -> None:
     (tmp_path / "empty/config.yaml").write_text((run / "config.yaml").read_text())
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / taken_file).write_text("")
+
+
+@pytest.fixture(scope="session")
+def logged_sweep(tmp_path_factory):
+    """ROOT/sweep: four tiny jobs (plain and resnet, depth 8 and 14) logged with +logger=mlflow into the
+    default store under ROOT (runs/mlflow/, relative to the directory the sweep ran in). Returns ROOT."""
+    from resexp.cli import main
+    root = tmp_path_factory.mktemp("logged")
+    cwd, threads = os.getcwd(), torch.get_num_threads()
+    torch.set_num_threads(1)
+    os.chdir(root)
+    try:
+        assert main(["train", "-m", *TINY, "+logger=mlflow", "model=plain,resnet", "depth=8,14",
+                     "hydra.sweep.dir=sweep"]) == 0
+    finally:
+        os.chdir(cwd)
+        torch.set_num_threads(threads)
+    return root

@@ -34,7 +34,7 @@ def compose_option(compose_cfg, group, option):
     return compose_cfg(f"{prefix}{group}={option}", *needs, tiny=group == "model")
 
 
-@pytest.mark.parametrize("group", [g for g in GROUPS if g not in ("experiment", "net")])
+@pytest.mark.parametrize("group", [g for g in GROUPS if g not in ("experiment", "net", "logger")])  # _global_: no GROUP.name
 def test_every_group_option_composes_and_validates(group, compose_cfg, tmp_path, monkeypatch):
     from tests.fakes import fake_image_folder
     fake_image_folder(tmp_path, per_class=5)  # dataset.root=. for dataset=folder

@@ -324,3 +324,19 @@ def test_a_job_beside_others_takes_its_share_of_the_cores(monkeypatch):
 def test_jobs_per_gpu_must_be_positive(capsys):
     from tests.conftest import refused
     assert "jobs_per_gpu=0 is invalid; it must be a positive integer" in refused(capsys, "train", "jobs_per_gpu=0")
+
+
+@pytest.mark.slow  # about 3 minutes on 2 cores: `python -m pytest -m slow`
+@pytest.mark.skipif(not torch.cpu._is_avx512_bf16_supported(), reason="bf16 is emulated without bf16 units (9x slower)")
+def test_bf16_shows_the_degradation_as_fp32_does(tmp_path):
+    """precision=auto may pick bf16 on a CPU: degradation_quick's picture must not change with it. Final
+    training error: plain-56 well above plain-20, ResNet-56 well below plain-56."""
+    from hydra import compose, initialize_config_module
+    errors = {}
+    for model, depth in (("plain", 20), ("plain", 56), ("resnet", 56)):
+        with initialize_config_module("resexp.conf", version_base="1.3"):
+            cfg = compose("train", overrides=["+experiment=degradation_quick", f"model={model}", f"depth={depth}",
+                                              "trainer.precision=bf16", "device=cpu"])
+        errors[model, depth] = train(cfg, tmp_path / f"{model}{depth}")["final_train_error"]
+    assert errors["plain", 56] >= 1.5 * errors["plain", 20], errors
+    assert errors["resnet", 56] <= errors["plain", 56] / 1.5, errors

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from ..args import Parser
+from ..frames import runs_table
 from ..files import check_new_files, check_writable, make_dir
 from ..console import console
 from . import figures, tables
@@ -25,7 +26,7 @@ def _write_tables(runs, out: Path, root: Path, title: str) -> None:
     make_dir(out)
     tables.write_markdown(runs, out / "summary.md", title)
     tables.write_csv(runs, out / "summary.csv")
-    tables.write_runs_csv(runs, out / "runs.csv", root)
+    runs_table(runs, root).to_csv(out / "runs.csv", index=False)  # resexp.load_runs(root)'s table
 
 
 def report(args) -> int:

@@ -1,7 +1,8 @@
-"""The report's tables: one row per configuration (mean ± std over seeds) and one row per run.
+"""The report's tables: one row per configuration (mean ± std over seeds); runs.csv, one row per run, is
+resexp.load_runs' table (frames.py).
 
 The same rows go to the terminal (rich; the end-of-sweep summary and `resexp report` print the same
-table), summary.md, summary.csv and runs.csv. Means are over the finished runs only; failed, diverged,
+table), summary.md and summary.csv. Means are over the finished runs only; failed, diverged,
 interrupted and running runs are counted in the status column.
 """
 import csv
@@ -18,9 +19,6 @@ from ..console import console
 from ..track.status import reached_step
 from .runs import configurations
 
-RUN_FIELDS = ("run", "family", "depth", "seed", "status", "final_test_error", "best_test_error", "final_train_error",
-              "final_val_error", "paper_test_error", "paper_statistic", "paper_source", "parameters", "steps", "wall_time",
-              "error")
 STYLES = {"finished": "green", "diverged": "yellow", "failed": "red", "interrupted": "magenta", "running": "cyan"}
 # Columns a narrow terminal drops first, in this order; the run, family, depth, swept keys, status and the
 # final errors always stay whole.
@@ -264,15 +262,3 @@ def write_csv(runs: list[dict], path: Path) -> None:
     """summary.csv: one row per configuration, raw numbers (errors in %, seconds, parameter count)."""
     _, rows = configuration_rows(runs)
     _write_csv(path, list(rows[0]), rows)
-
-
-def write_runs_csv(runs: list[dict], path: Path, root: Path) -> None:
-    """runs.csv: one row per run with its status file's numbers."""
-    rows = []
-    for r in runs:
-        try:
-            name = str(r["dir"].relative_to(root))
-        except ValueError:
-            name = str(r["dir"])
-        rows.append({**r, "run": name, "seed": r["config"].get("seed")})
-    _write_csv(path, RUN_FIELDS, rows)
