@@ -242,3 +242,13 @@ def test_status_at_80_columns_keeps_every_run_name_on_one_line(sweep, tmp_path, 
     screen.file.truncate(0)
     assert main(["status", str(root)]) == 0
     assert f"{failed}: RuntimeError: out of memory" in screen.file.getvalue()  # under the table, whole
+
+
+def test_a_series_names_a_family_option_only_away_from_the_familys_default(tmp_path, monkeypatch):
+    """A widen and dropout sweep of WRNs: the width is in the label (wide_resnet-2), and a series names
+    `dropout` only where it is not the family's default 0, even when half the runs use 0.3."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "-m", *TINY, "model=wide_resnet", "depth=10", "model.widen=1,2", "model.dropout=0.3,0.0",
+                 "model.width=4", "trainer.steps=2", "hydra.sweep.dir=sweep"]) == 0
+    series = sorted({r["series"] for r in load_runs([tmp_path / "sweep"])})
+    assert series == ["wide_resnet-1", "wide_resnet-1 dropout=0.3", "wide_resnet-2", "wide_resnet-2 dropout=0.3"]
