@@ -116,7 +116,7 @@ class Doctor:
             read = tr.advance(done)
         if tr.graph_state() != "captured":
             raise Failed(f"{graph} did not capture ({tr.graph_state()})")
-        loss = read.totals[0] / read.totals[2]
+        loss = read.totals.mean_loss
         return f"captured with {tr.modes['precision']}, channels_last={tr.modes['channels_last']}; loss {loss:.3f}"
 
     def compile_in_graph(self) -> str:
@@ -128,7 +128,7 @@ class Doctor:
             read = tr.advance(done)
         if tr.graph_state() != "captured":
             raise Failed(f"not captured ({tr.graph_state()})")
-        loss = read.totals[0] / read.totals[2]
+        loss = read.totals.mean_loss
         if not loss < 10:
             raise Failed(f"loss {loss} after 10 compiled steps")
         return f"captured the compiled step in {time.perf_counter() - started:.0f} s; loss {loss:.3f}"
