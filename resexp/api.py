@@ -1,10 +1,10 @@
 """`resexp.run` and `resexp.run_sweep`: `resexp train` from a notebook or a script.
 
-Each goes through the command's own code (sweep.train): the same composition of the config, the same checks
+Each goes through the command's own code (train_command.train): the same composition of the config, the same checks
 before any work, the same run directory, callbacks (`+logger=mlflow`) and end-of-sweep summary. Only the run
 directory is fixed here first (composed with Hydra's compose API, as Hydra itself would name it), so that
 its record can be read back and returned. Bad input raises errors.UserError with the command's one line.
-(`resexp.train` and `resexp.sweep` are the package and module of the command, hence the names.)
+(`resexp.train` is the training package and `resexp.train_command` the command's module, hence the names.)
 """
 import sys
 from pathlib import Path
@@ -13,7 +13,7 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.types import Quote, QuotedString
 
-from . import sweep
+from . import sweep, train_command
 from .errors import UserError
 from .track.status import read_status
 
@@ -38,7 +38,7 @@ def _command(args) -> int:
     """`resexp train ARGS` in this process; the caller's sys.argv is left as it was (Hydra reads its own)."""
     argv = sys.argv
     try:
-        return sweep.train(args)
+        return train_command.train(args)
     finally:
         sys.argv = argv
 

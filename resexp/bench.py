@@ -1,7 +1,6 @@
 """`resexp bench`: the real training step of `resexp train` (batch gather and augmentation on the device,
 forward, backward, optimizer, sums, divergence flag, gradient norms, a log read every trainer.log_every
 steps) timed in each speed mode, with the hours the paper's CIFAR presets would take at that speed."""
-import argparse
 import json
 import sys
 import time
@@ -9,6 +8,7 @@ import time
 import torch
 from rich.table import Table
 
+from .args import Parser
 from .errors import UserError
 from .files import check_writable, write_text
 from .sweep import compose_job, sweep_jobs
@@ -125,7 +125,7 @@ def project_hours(preset: str, seconds: dict, batch: int, side: int) -> float | 
 
 
 def main(args) -> int:
-    parser = argparse.ArgumentParser(prog="resexp bench", description=__doc__)
+    parser = Parser("bench", __doc__)
     parser.add_argument("--models", default="plain,resnet", help="comma-separated model names (default: plain,resnet)")
     parser.add_argument("--depths", default="20,56,110", help="comma-separated depths (default: 20,56,110)")
     parser.add_argument("--modes", default=None,

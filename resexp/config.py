@@ -11,8 +11,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 from . import names
 from .errors import UserError
+from .data import DATASETS
 from .track.status import CONFIG_FILE
-from .models import FAMILIES, check_model_args, defaults, model_options
+from .tree import flatten
+from .world import world_size
+from .models import FAMILIES, check_model_args, default_depth, defaults, model_options
+from .models.options import integer_rule, number_rule
 
 GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment", "net", "logger")
 DEVICES = ("auto", "cpu", "cuda")
@@ -22,6 +26,14 @@ def first_dir(*paths: str) -> str:
     """The first of `paths` that is an existing directory, else the last: a dataset.root default that
     prefers a system-wide copy (a Debian dataset package) over a folder of your own."""
     return next((p for p in paths if Path(p).is_dir()), paths[-1])
+
+
+def family_depth(model):
+    """conf/train.yaml's `depth`: the default depth of the `model` group's family with its options (None
+    for an unknown family, which validate() names)."""
+    model = dict(model)
+    name = model.pop("name", None)
+    return default_depth(name, model) if name in FAMILIES else None
 
 
 def side_by_side(jobs_per_gpu) -> int:
@@ -39,7 +51,7 @@ def register() -> None:
     from hydra.core.config_store import ConfigStore
 
     resolvers = {"first_dir": first_dir, "run_tag": names.run_tag, "run_name": names.run_name,
-                 "side_by_side": side_by_side}
+                 "default_depth": family_depth, "side_by_side": side_by_side}
     for name, function in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)
@@ -98,16 +110,10 @@ def hparam_columns() -> tuple[str, ...]:
             node.pop("defaults", None)
             tree[group] = {**tree.get(group, {}), **node}
     presets = [p.name for p in conf.iterdir() if p.is_dir() and p.name not in (*tree, "model", "hydra", "__pycache__")]
-    keys = {*_flat_dicts(tree), "model.name", *presets,  # `+experiment=X` is the column experiment
+    keys = {*flatten(tree), "model.name", *presets,  # a list is one key; `+experiment=X` is the column experiment
             *(f"model.{key}" for family in FAMILIES for key in defaults(family))}
     where = ("dataset.url", "dataset.md5.")  # where a dataset's files come from, not what the run is
     return tuple(sorted(k for k in keys if k not in exclude and not k.startswith(where)))
-
-
-def _flat_dicts(tree, prefix="") -> list[str]:
-    """The dotted keys of a nested dict, a list being one key (`schedule.milestones`)."""
-    return [k for key, value in tree.items()
-            for k in (_flat_dicts(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"])]
 
 
 def group_options(group: str) -> list[str]:
@@ -152,12 +158,8 @@ def validate(cfg, files: bool = True) -> None:
         raise UserError(f"optimizer.betas={OmegaConf.to_container(cfg.optimizer.betas)} is invalid; it must be "
                         "two numbers in [0, 1), e.g. [0.9,0.999]")
     d = cfg.dataset
-    _check_dataset(d, files)
-    if files:
-        _check_idx_dataset(d)
-    if d.name == "synthetic" and d.image_size < 8:
-        raise UserError(f"dataset.image_size={d.image_size} is invalid; dataset.image_size must be >= 8 for the "
-                        "synthetic dataset")
+    _check_dataset(d)
+    DATASETS[d.name].check(d, files)  # its own rules and, with `files`, its files
     if files or d.name != "folder":  # a folder's classes are counted from its files
         _check_memory(cfg)
 
@@ -204,7 +206,7 @@ def prepare_determinism(cfgs) -> None:
 
 def _check_world(cfg) -> None:
     """Under torchrun (WORLD_SIZE processes) trainer.batch_size is the global batch, split evenly."""
-    world = int(os.environ.get("WORLD_SIZE", 1))
+    world = world_size()
     if isinstance(cfg.trainer.batch_size, int) and cfg.trainer.batch_size % world:
         raise UserError(f"trainer.batch_size={cfg.trainer.batch_size} does not split over {world} processes "
                         f"(WORLD_SIZE); choose a multiple of {world}")
@@ -230,79 +232,43 @@ def _check_milestones(schedule) -> None:
 NORMALIZATIONS = ("per_channel", "per_pixel")
 
 
-def _check_dataset(d, files: bool = True) -> None:
-    """Keys shared by every dataset, then (with `files`) the files a file-backed dataset needs (one line
-    naming the fix)."""
+def _check_dataset(d) -> None:
+    """Keys shared by every dataset."""
     if not isinstance(d.val_size, int) or d.val_size < 0:
         raise UserError(f"dataset.val_size={d.val_size!r} is invalid; it must be an integer >= 0")
     if d.normalize not in NORMALIZATIONS:
         raise UserError(f"dataset.normalize={d.normalize!r} is invalid; choose one of: {', '.join(NORMALIZATIONS)}")
-    if d.name == "folder" and OmegaConf.is_missing(d, "root"):
-        raise UserError("dataset=folder needs dataset.root=DIR, a folder with one sub-folder of images per class")
-    if not files:
-        return
-    if d.name in ("cifar10", "cifar100"):
-        from .data.cifar import check_files
-        check_files(d)
-    elif d.name == "folder":
-        from .data.folder import check_files
-        check_files(d)
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _integer(low):
-    what = "a positive integer" if low == 1 else f"an integer >= {low}"
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low, what
-
-
-def _number(low, high=None, low_open=False, high_open=False):
-    """(test, what is allowed) for a number in [low, high], an end open where said."""
-    def ok(v):
-        return (_is_number(v) and (v > low if low_open else v >= low)
-                and (high is None or (v < high if high_open else v <= high)))
-    ends = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-    if high is None:
-        return ok, "a positive number" if low == 0 and low_open else f"a number {'>' if low_open else '>='} {low}"
-    return ok, f"a number in {ends}"
 
 
 # Every numeric key of the dataset, trainer, optimizer, schedule and warm-up groups, with its allowed range
 # (a key absent from the chosen group option is skipped; NULLABLE keys may be null). The model's keys are
 # checked by their family's options record (resexp/models/options.py).
 RANGES = {
-    "dataset.seed": _integer(0), "dataset.split_seed": _integer(0), "dataset.val_size": _integer(0),
-    "dataset.image_size": _integer(1), "dataset.num_classes": _integer(2),
-    "dataset.train_size": _integer(1), "dataset.test_size": _integer(1),
-    "dataset.noise": _number(0), "dataset.test_fraction": _number(0, 1, True, True),
-    "dataset.augment.crop_padding": _integer(0),
-    "trainer.epochs": _integer(1), "trainer.steps": _integer(1), "trainer.batch_size": _integer(1),
-    "trainer.log_every": _integer(1), "trainer.profile_every": _integer(1), "trainer.eval_every": _integer(1),
-    "trainer.eval_batch_size": _integer(1), "trainer.checkpoint_every": _integer(1),
-    "trainer.keep_checkpoints": _integer(1), "trainer.divergence_loss": _number(0, low_open=True),
-    "optimizer.lr": _number(0, low_open=True), "optimizer.momentum": _number(0, 1, high_open=True),
-    "optimizer.weight_decay": _number(0), "optimizer.betas.0": _number(0, 1, high_open=True),
-    "optimizer.betas.1": _number(0, 1, high_open=True),
-    "schedule.gamma": _number(0, 1, low_open=True), "schedule.min_factor": _number(0, 1),
-    "warmup.lr": _number(0, low_open=True), "warmup.until_error": _number(0, 100, low_open=True),
-    "warmup.window": _integer(1), "warmup.min_depth": _integer(0), "jobs_per_gpu": _integer(1),
+    "dataset.seed": integer_rule(0), "dataset.split_seed": integer_rule(0), "dataset.val_size": integer_rule(0),
+    "dataset.image_size": integer_rule(1), "dataset.num_classes": integer_rule(2),
+    "dataset.train_size": integer_rule(1), "dataset.test_size": integer_rule(1),
+    "dataset.noise": number_rule(0), "dataset.test_fraction": number_rule(0, 1, True, True),
+    "dataset.augment.crop_padding": integer_rule(0),
+    "trainer.epochs": integer_rule(1), "trainer.steps": integer_rule(1), "trainer.batch_size": integer_rule(1),
+    "trainer.log_every": integer_rule(1), "trainer.profile_every": integer_rule(1),
+    "trainer.eval_every": integer_rule(1),
+    "trainer.eval_batch_size": integer_rule(1), "trainer.checkpoint_every": integer_rule(1),
+    "trainer.keep_checkpoints": integer_rule(1), "trainer.divergence_loss": number_rule(0, low_open=True),
+    "optimizer.lr": number_rule(0, low_open=True), "optimizer.momentum": number_rule(0, 1, high_open=True),
+    "optimizer.weight_decay": number_rule(0), "optimizer.betas.0": number_rule(0, 1, high_open=True),
+    "optimizer.betas.1": number_rule(0, 1, high_open=True),
+    "schedule.gamma": number_rule(0, 1, low_open=True), "schedule.min_factor": number_rule(0, 1),
+    "warmup.lr": number_rule(0, low_open=True), "warmup.until_error": number_rule(0, 100, low_open=True),
+    "warmup.window": integer_rule(1), "warmup.min_depth": integer_rule(0), "jobs_per_gpu": integer_rule(1),
 }
 NULLABLE = ("dataset.num_classes", "trainer.steps", "trainer.eval_every", "trainer.profile_every", "warmup.lr")
 
 
-def _flat(tree, prefix="") -> dict:
-    """{'optimizer.betas.0': 0.9, ...}: every leaf of a plain config, list items by index."""
-    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else None
-    if items is None:
-        return {prefix[:-1]: tree}
-    return {k: v for key, value in items for k, v in _flat(value, f"{prefix}{key}.").items()}
-
-
 def check_ranges(cfg) -> None:
     """Each RANGES key in range, and a validation split that leaves training images."""
-    values = _flat(OmegaConf.to_container(cfg, resolve=True))  # one pass: far cheaper than a select per key
+    values = flatten(OmegaConf.to_container(cfg, resolve=True), lists=True)  # one pass: cheaper than a select a key
     for key, (ok, allowed) in RANGES.items():
         if key not in values or (values[key] is None and key in NULLABLE) or ok(values[key]):
             continue
@@ -345,8 +311,3 @@ def _device_memory(device: str) -> tuple[str, int]:
     return "machine", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _check_idx_dataset(d) -> None:
-    """Fashion-MNIST and MNIST: the four IDX files must be in dataset.root (unless downloading)."""
-    if d.name in ("fashion_mnist", "mnist"):
-        from .data.mnist import check_files
-        check_files(d)

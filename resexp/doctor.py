@@ -7,7 +7,6 @@ process, NCCL), with two GPUs or more a 2-job sweep (one job per GPU) and a 2-ra
 `resexp bench` for ResNet-20/56/110. Without a GPU the same checks run on the CPU against the emulated
 graph (trainer.cuda_graph=emulate) with tiny nets, the GPU-only ones skipped.
 """
-import argparse
 import contextlib
 import io
 import json
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 from rich.table import Table
 
+from .args import Parser
 from .errors import UserError
 from .files import check_writable, write_text
 from .sweep import compose_job
@@ -116,7 +116,7 @@ class Doctor:
             read = tr.advance(done)
         if tr.graph_state() != "captured":
             raise Failed(f"{graph} did not capture ({tr.graph_state()})")
-        loss = read.totals[0] / read.totals[2]
+        loss = read.totals.mean_loss
         return f"captured with {tr.modes['precision']}, channels_last={tr.modes['channels_last']}; loss {loss:.3f}"
 
     def compile_in_graph(self) -> str:
@@ -128,7 +128,7 @@ class Doctor:
             read = tr.advance(done)
         if tr.graph_state() != "captured":
             raise Failed(f"not captured ({tr.graph_state()})")
-        loss = read.totals[0] / read.totals[2]
+        loss = read.totals.mean_loss
         if not loss < 10:
             raise Failed(f"loss {loss} after 10 compiled steps")
         return f"captured the compiled step in {time.perf_counter() - started:.0f} s; loss {loss:.3f}"
@@ -287,7 +287,7 @@ def machine(kind: str) -> str:
 
 
 def main(args) -> int:
-    parser = argparse.ArgumentParser(prog="resexp doctor", description=__doc__.splitlines()[0])
+    parser = Parser("doctor", __doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="auto: every CUDA GPU here, else the CPU with emulated graphs")
     parser.add_argument("--checks", default=",".join(CHECKS), help=f"comma-separated, of: {', '.join(CHECKS)}")

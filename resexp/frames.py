@@ -11,7 +11,7 @@ import pandas as pd
 
 from .report.runs import load_runs as read_runs, other_swept_keys
 from .report.tables import paper_error
-from .track.logger import IDENTIFYING
+from .track.logger import identifying
 from .track.status import reached_step
 
 # The metrics rows' curves, by the split they measure: `train_error` -> ("train", "error"). lr is the
@@ -25,9 +25,10 @@ RUN_NUMBERS = ("steps", "wall_time", "parameters", "paper_test_error", "paper_st
 
 
 def _identity(runs: list[dict]) -> list[str]:
-    """The config keys that identify runs: IDENTIFYING (model, depth, shortcut, dataset, seed) that any run
-    has, then the keys the report shows as swept (differing between runs of one family and depth)."""
-    return [*(k for k in IDENTIFYING if any(k in r["config"] for r in runs)), *other_swept_keys(runs)]
+    """The config keys that identify runs: identifying() (model, depth, the options labels show, dataset,
+    seed) that any run has, then the keys the report shows as swept (differing between runs of one family
+    and depth)."""
+    return [*(k for k in identifying() if any(k in r["config"] for r in runs)), *other_swept_keys(runs)]
 
 
 def _names(runs: list[dict], root: Path) -> list[str]:

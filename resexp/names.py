@@ -1,5 +1,5 @@
-"""Run directory names: model and depth (plus the shortcut), then every overridden key that tells the
-runs apart, abbreviated: `3_resnet20-A_act=gelu`, `14-02-11_plain56_act=tanh_lr=0.05`.
+"""Run directory names: the net's label (models.label), then every overridden key that tells the runs
+apart, abbreviated: `3_resnet20-A_act=gelu`, `14-02-11_plain56_act=tanh_lr=0.05`.
 
 Hydra resolves the names (conf/train.yaml, hydra.run.dir and hydra.sweep.subdir) from a job's own
 overrides (`hydra.overrides.task`), leaving out the keys in `hydra.job.config.override_dirname.exclude_keys`:
@@ -10,8 +10,9 @@ import hashlib
 import re
 import shlex
 
-# Keys the prefix already shows (the Fig. 6 preset's `net` names model and depth).
-IN_PREFIX = ("model", "model.name", "depth", "model.shortcut", "net")
+# Keys the prefix already shows (the Fig. 6 preset's `net` names model and depth); the options the family's
+# label shows are left out too (models.Family.shown).
+IN_PREFIX = ("model", "model.name", "depth", "net")
 # Short names for long keys; any other key is shortened to its last dotted part (`model.width` -> `width`).
 ABBREVIATIONS = {"model.activation": "act", "model.init_alpha": "alpha", "trainer.batch_size": "bs",
                  "optimizer": "opt", "schedule": "sched", "dataset": "data", "experiment": "exp",
@@ -20,10 +21,18 @@ MAX_SUFFIX = 100  # characters; a longer suffix is cut and ends in a hash of the
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")  # anything else (/, spaces, brackets, commas, quotes) becomes -
 
 
-def run_tag(name, depth, shortcut=None) -> str:
-    """The net's label (models.label): model and depth, plus the shortcut for families that have one."""
+def run_tag(model, depth) -> str:
+    """The net's label (models.label) from a `model` group: resnet20-A, wide_resnet28-10."""
     from .models import label
-    return label(str(name), depth, {} if shortcut is None else {"shortcut": shortcut})
+    model = dict(model)
+    return label(str(model.pop("name")), depth, model)
+
+
+def _shown(model) -> tuple:
+    """The `model.*` keys the label of `model`'s family already shows."""
+    from .models import FAMILIES
+    family = FAMILIES.get(str(dict(model).get("name")))
+    return tuple(f"model.{key}" for key in family.shown()) if family else ()
 
 
 def short_key(key: str) -> str:
@@ -47,9 +56,10 @@ def name_suffix(overrides, exclude=()) -> str:
     return suffix
 
 
-def run_name(name, depth, shortcut, overrides=(), exclude=()) -> str:
-    suffix = name_suffix(overrides or (), exclude or ())
-    return run_tag(name, depth, shortcut) + (f"_{suffix}" if suffix else "")
+def run_name(model, depth, overrides=(), exclude=()) -> str:
+    """`model`: the composed `model` group (name and options)."""
+    suffix = name_suffix(overrides or (), (*(exclude or ()), *_shown(model)))
+    return run_tag(model, depth) + (f"_{suffix}" if suffix else "")
 
 
 def resume_arg(run_dir) -> str:

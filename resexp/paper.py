@@ -5,7 +5,8 @@ A run looks its configuration up here (`reference`) and records the number, its 
 statistic in status.json, so a comparison needs no lookup. The statistics differ between papers and
 must not be mixed: He et al. 2015 print one run per net, and for ResNet-110 the best of 5 runs (Table
 6 caption); He et al. 2016 print the median of 5 runs, with mean±std in brackets where they give it
-(sec. 3.1, Table 4 caption); Xie et al. 2017 the mean of 10 runs (Table 7). Where the paper could not
+(sec. 3.1, Table 4 caption); Xie et al. 2017 the mean of 10 runs (Table 7); Zagoruyko and Komodakis 2016
+the median of 5 runs (Tables 5 and 6). Where the paper could not
 train a net it prints "fail" (FAIL: a test error above 20%).
 """
 from dataclasses import dataclass, field
@@ -135,6 +136,14 @@ PUBLISHED = [
                 note="the paper trains pre-activation bottlenecks at batch 256, weight decay 5e-4")
       for cardinality, errors in ((8, (3.65, 17.77)), (16, (3.58, 17.31)))
       for dataset, error in zip(("cifar10", "cifar100"), errors)],
+    # Zagoruyko and Komodakis 2016, WRN-28-10, in the versions from arXiv v2 on: mean/std normalization, flip and
+    # translation (v1's Table 4 numbers are for ZCA-whitened images, 4.17 and 20.50). Table 5 (no dropout) and
+    # Table 6 (dropout 0.3 between the convs) give the median of 5 runs (their captions; the authors' README too).
+    *[Published(error, f"Zagoruyko and Komodakis 2016, Table {table}, WRN-28-10{net}", MEDIAN_OF_5, dataset,
+                "wide_resnet", 28, {"widen": 10, "dropout": dropout},
+                note="the paper trains 200 epochs at batch 128, weight decay 5e-4, Nesterov momentum")
+      for table, net, dropout, errors in (("5 and 6", "", 0.0, (4.00, 19.25)), (6, ", dropout 0.3", 0.3, (3.89, 18.85)))
+      for dataset, error in zip(("cifar10", "cifar100"), errors)],
     # He et al. 2015, Tables 2 and 3: ImageNet top-1 error (Table 2's nets use option A; Table 3 adds B
     # and C for ResNet-34, and its 50/101/152 use B).
     *[Published(error, f"{HE_2015}, Table {table}, {net}", TEN_CROP, "imagenet", model, depth, options)
@@ -147,35 +156,33 @@ PUBLISHED = [
           (3, "ResNet-152", "imagenet_resnet", 152, B, 21.43))],
 ]
 
-# Options whose non-default values make another architecture than the family's own: a run with one of
-# them has the reference of a row whose options name it, or none. (Width, norm, init and the projection's
-# norm are the run's recipe, compared with the paper's net as before.)
-VARIANT_KEYS = ("block_order", "skip", "shortcut_kind", "residual_scale", "block", "growth", "bottleneck",
-                "compression", "cardinality", "base_width")
-
-
 def _matches(row: Published, dataset, model, depth, options) -> bool:
+    """The row's net is the run's: same dataset, family and depth, every option the row names at its value,
+    and every option that changes the net (the family's `variants`) at its default unless the row names it.
+    (Width, norm, init and the projection's norm are the run's recipe, compared with the paper's net.)"""
     if (row.dataset, row.model, row.depth) != (dataset, model, depth):
         return False
-    base = defaults(model) if model in FAMILIES else {}  # the family's own defaults
+    family = FAMILIES.get(model)
+    base = defaults(model) if family else {}  # the family's own defaults
     if any(options.get(key, base.get(key)) != value for key, value in row.options.items()):
         return False
-    return all(key in row.options for key in VARIANT_KEYS if key in base and options.get(key, base[key]) != base[key])
+    variants = family.variants if family else ()
+    return all(key in row.options for key in variants if key in base and options.get(key, base[key]) != base[key])
 
 
-def published(dataset: str, model: str, depth: int, shortcut: str | None = None, options=None) -> list[Published]:
+def published(dataset: str, model: str, depth: int, options=None) -> list[Published]:
     """Every published number for this configuration, in PUBLISHED's order (the first is the one a
-    report compares with). `options`: the run's model group (its defaults where it has no key)."""
-    options = {**dict(options or {}), "shortcut": shortcut}  # plain nets' rows name no shortcut
+    report compares with). `options`: the run's model group (its family's defaults where it has no key)."""
+    options = dict(options or {})
     return [row for row in PUBLISHED if _matches(row, dataset, model, depth, options)]
 
 
-def reference(dataset: str, model: str, depth: int, shortcut: str, options=None, batch_size=None) -> dict:
+def reference(dataset: str, model: str, depth: int, options=None, batch_size=None) -> dict:
     """The status.json fields for this configuration: paper_test_error (% or FAIL), paper_source (paper,
     table, net), paper_statistic, paper_dataset, paper_note where the comparison is loose, and paper_also
     (the other published numbers for the same net, e.g. He et al. 2016's median beside He et al. 2015's
     best); {} when no paper has a number for it. A report shows the number only beside runs on that dataset."""
-    rows = published(dataset, model, depth, shortcut, options)
+    rows = published(dataset, model, depth, options)
     if not rows:
         return {}
     # a run at a batch the paper also trained at is compared with that number first (sorted() is stable)

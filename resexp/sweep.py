@@ -1,22 +1,18 @@
-"""`resexp train` and its sweeps: command-line overrides parsed by Hydra's own parser, swept lists expanded
-into one override list per job, each composed into the config that job would run and checked before any
-job starts; then Hydra runs the jobs and the outcome is read back from their run directories."""
+"""Sweeps as a library (the train command, explain, bench and doctor use it): command-line overrides parsed
+by Hydra's own parser, swept lists expanded into one override list per job, each composed into the config
+that job would run and checked before any job starts."""
 import copy
 import difflib
 import functools
 import itertools
-import os
 import shutil
-import sys
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-import hydra
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Quote, QuotedString
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
@@ -87,7 +83,7 @@ def _compose(shape: tuple, hydra: bool):
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse_one(line: str):
+def parse_one(line: str):
     return parse([line])[0]
 
 
@@ -98,7 +94,7 @@ def compose_job(overrides, hydra: bool = False):
     Hydra composes once per distinct set of config files (group choices, added keys); each job's plain
     `key=value` overrides are then set on a copy as Hydra itself sets them (OmegaConf.update), so a
     sweep over a thousand seeds composes once."""
-    parsed = [_parse_one(o) for o in overrides if hydra or not o.startswith("hydra.")]
+    parsed = [parse_one(o) for o in overrides if hydra or not o.startswith("hydra.")]
     shape = tuple(o.input_line for o in parsed if _shapes_config(o))
     cfg = copy.deepcopy(_compose(shape, hydra))
     for o in parsed:
@@ -124,23 +120,6 @@ def unknown_key(key: str, cfg) -> str:
     near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     hint = f"did you mean {near[0]}?" if near else "`resexp train --help` lists the groups and keys"
     return f"{key} is not a config key; {hint} (add a new key with +{key}=...)"
-
-
-# Hydra flags that take a value, and flags after which no pre-check is wanted.
-_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-                     "--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}
-_HELP_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
-
-def _split_args(args):
-    """(hydra flags, overrides); `experiment=x` is accepted for `+experiment=x`."""
-    flags, overrides, skip = [], [], False
-    for arg in args:
-        if skip or arg.startswith("-"):
-            flags.append(arg)
-            skip = not skip and arg in _FLAGS_WITH_VALUE and "=" not in arg
-            continue
-        overrides.append("+" + arg if arg.startswith("experiment=") else arg)
-    return flags, overrides
 
 
 def precheck(overrides, multirun: bool) -> list[str]:
@@ -269,70 +248,3 @@ def _static_part(directory: str) -> str:
     """The part of an output directory's pattern before its first interpolation (`runs/` of
     `runs/${now:...}/...`): where every run of that pattern is created."""
     return str(Path(directory.split("${")[0] + "x").parent)
-
-
-def resume_overrides(overrides, multirun: bool):
-    """`resume=DIR` continues DIR with its saved config: Hydra's run directory becomes DIR itself."""
-    resume = [o for o in overrides if o.startswith("resume=")]
-    if not resume:
-        return overrides
-    others = [o for o in overrides if not o.startswith(("resume=", "hydra.job_logging", "hydra/"))]
-    if multirun:
-        raise UserError("resume= continues one run; drop -m (a re-run sweep resumes its jobs by itself)")
-    run_dir = _unquoted(resume[0].split("=", 1)[1])
-    saved = _config.read_yaml(_config.resume_config(run_dir)).trainer
-    longer = [o for o in others if o.partition("=")[0] in ("trainer.steps", "trainer.epochs")]
-    extra = [o for o in others if o not in longer] or longer[1:]
-    if extra:
-        raise UserError("resume= continues a run with its saved config, or trains it longer with one of "
-                        f"trainer.steps=N or trainer.epochs=N; drop the other overrides: {' '.join(extra)}")
-    for line in longer:
-        key, _, value = line.partition("=")
-        if key == "trainer.epochs" and saved.steps:
-            raise UserError(f"{run_dir} counts its length in trainer.steps ({saved.steps}); "
-                            f"train it longer with trainer.steps=N, N > {saved.steps}")
-        if not value.isdigit():
-            raise UserError(f"{line} is invalid; it must be a positive whole number")
-        now = saved.steps if key == "trainer.steps" else saved.epochs
-        if now and int(value) <= now:  # a run counted in epochs, raised in steps: checked against its checkpoint
-            raise UserError(f"{line} does not train {run_dir} longer: it was set to {key}={now}; give more")
-    # Quoted for Hydra's parser, which takes no spaces or non-ASCII letters unquoted.
-    quoted = QuotedString(text=run_dir, quote=Quote.single).with_quotes()
-    return [*(f"resume={quoted}" if o.startswith("resume=") else o for o in overrides), f"hydra.run.dir={quoted}"]
-
-
-def _unquoted(value: str) -> str:
-    """A path as given, without the quotes Hydra's syntax would have wanted around it (`resume="a b"`)."""
-    if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
-        return _parse_one(f"x={value}").value()
-    return value
-
-
-def train(args) -> int:
-    """`resexp train ARGS`. Exit code: one run's own (0 finished, 1 failed, 2 bad input, 3 diverged); a
-    sweep's is 0 when every job finished, else 1."""
-    flags, overrides = _split_args(args)
-    multirun = "-m" in flags or "--multirun" in flags
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and multirun:
-        raise UserError("torchrun runs one training job over several processes; drop -m "
-                        "(a sweep's jobs go one per GPU with hydra/launcher=joblib)")
-    overrides = resume_overrides(overrides, multirun)
-    if not _HELP_FLAGS.intersection(flags) and "--cfg" not in flags and "-c" not in flags:
-        overrides = [*overrides, *precheck(overrides, multirun)]
-    if int(os.environ.get("RANK", 0)) > 0:  # under torchrun: rank 0 alone runs Hydra and owns the run
-        from .train.job import follow_leader
-        return follow_leader()
-    codes = []  # the exit codes of the jobs run in this process
-
-    @hydra.main(version_base="1.3", config_path="pkg://resexp.conf", config_name="train")
-    def job(cfg) -> None:
-        from .train.job import run_job  # torch is imported only once a job really runs
-        codes.append(run_job(cfg))
-
-    sys.argv = ["resexp train", *flags, *overrides]
-    job()
-    if not multirun:
-        return codes[0] if codes else 0
-    from .report.summary import all_finished  # the jobs' records, whichever processes ran them
-    sweep_dir = next((values(o)[0] for o in parse(overrides) if o.get_key_element() == "hydra.sweep.dir"), None)
-    return int(any(codes) or sweep_dir is not None and not all_finished(sweep_dir))

@@ -1,7 +1,9 @@
 """Shared fixtures: the real composed config, shrunk for the CPU."""
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,6 +69,47 @@ def tiny_runs(tmp_path_factory):
         assert main(["train", *TINY, f"model={model}", f"hydra.run.dir={root / model}"]) == 0
     torch.set_num_threads(threads)
     return root
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def copy_repository(tmp_path) -> Path:
+    """A copy of the repository (package, configs, tests, docs) to add a contributor's module to; a process
+    started in it with PYTHONPATH=<copy> imports the copy's resexp."""
+    copy = tmp_path / "repo"
+    for part in ("resexp", "tests", "docs", "conf"):
+        shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__", "*.png"))
+    shutil.copytree(ROOT / "conf", copy / "resexp" / "conf")  # where the wheel puts it (pyproject.toml)
+    shutil.copy(ROOT / "pyproject.toml", copy)
+    return copy
+
+
+def register(registry: Path, table: str, name: str, declaration: str) -> None:
+    """What a contributor writes into a registry module: the import of `declaration` from the module `name`
+    and its line `"name": DECLARATION,` in the dict `table`."""
+    lines = registry.read_text().splitlines(keepends=True)
+    last_import = max(i for i, line in enumerate(lines) if line.startswith("from ."))
+    lines.insert(last_import + 1, f"from .{name} import {declaration}\n")
+    end = lines.index("}\n", next(i for i, line in enumerate(lines) if line.startswith(table)))
+    lines.insert(end, f'    "{name}": {declaration},\n')
+    registry.write_text("".join(lines))
+
+
+def small_net(model_option: str) -> list[str]:
+    """Overrides for a small, quick net of a `model` option (a family or a preset), derived from its
+    family's declaration alone: `model=X`, its smallest depth and every integer option of its record that
+    defaults above 2 (growth, cardinality, widen, ...) at 2; width stays for the caller to set."""
+    from hydra import compose, initialize_config_module
+    from resexp.models import FAMILIES
+    from resexp.models.options import option_fields
+    with initialize_config_module("resexp.conf", version_base="1.3"):
+        model = dict(compose("train", overrides=[f"model={model_option}"]).model)
+    family = FAMILIES[model.pop("name")]
+    small = {name: 2 for name, f in option_fields(family.options).items()
+             if name != "width" and type(f.default) is int and f.default > 2 and f.metadata["test"](2)}
+    depth = family.smallest_depth(**{**model, **small})
+    return [f"model={model_option}", f"depth={depth}", *(f"model.{k}={v}" for k, v in small.items())]
 
 
 def refused(capsys, *args) -> str:

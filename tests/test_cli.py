@@ -1,12 +1,14 @@
 """The command line as a user types it: real subprocesses, event files read back."""
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from resexp.cli import main
-from tests.conftest import TINY
+from resexp.cli import COMMANDS, main
+from tests.conftest import TINY, refused
 
 
 def run_dirs(root: Path):
@@ -134,3 +136,23 @@ def test_existing_run_directory_is_never_overwritten(tmp_path, resexp_cli):
     assert "already holds a different run (seed=0, not 5)" in again.stderr
     after = {p.name: p.read_bytes() for p in (tmp_path / "runs/fixed").iterdir() if p.is_file()}
     assert after == before
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_refuses_a_bad_flag_in_one_line(command, capsys):
+    """One convention for all: the line names the command and says where its arguments are listed."""
+    err = refused(capsys, command, "--no-such-flag")
+    assert f"resexp {command}" in err and f"see resexp {command} --help" in err
+
+
+def test_usage_lists_every_command_of_the_table(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {name} " in out for name in COMMANDS)
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_load_no_torch(flag):
+    code = f"import sys; from resexp.cli import main; main([{flag!r}]); print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "False", done.stdout + done.stderr

@@ -9,14 +9,13 @@ from resexp.config import GROUPS, group_options, validate
 from resexp.errors import UserError
 from resexp.models import build_model
 from resexp.train.loop import train
+from tests.conftest import small_net
 
 
 # Options that cannot take TINY (synthetic-data keys, depth=8) and what they need instead; presets
 # named cifar* and fashion* (and activations) need the dataset's files, which validate() skips checking
-# when download=true.
-NEEDS = {"imagenet_plain": ["depth=18"], "imagenet_resnet": ["depth=18"], "resnet_bottleneck": ["depth=11"],
-         "densenet": ["depth=10"], "densenet_bc": ["depth=10"], "resnext": ["depth=11"], "preact_resnet_bottleneck": ["depth=11"], "vgg": ["depth=11"],
-         "cifar10": ["dataset.download=true"], "cifar100": ["dataset.download=true"], "folder": ["dataset.root=."],
+# when download=true. A `model` option takes its family's smallest net (conftest.small_net).
+NEEDS = {"cifar10": ["dataset.download=true"], "cifar100": ["dataset.download=true"], "folder": ["dataset.root=."],
          "fashion_mnist": ["dataset.download=true"], "mnist": ["dataset.download=true"],
          "activations": ["dataset.download=true"]}
 
@@ -26,6 +25,8 @@ VARIANT_OF = {"preact_resnet_bottleneck": "preact_resnet"}
 
 
 def compose_option(compose_cfg, group, option):
+    if group == "model":
+        return compose_cfg(*small_net(option))
     needs = NEEDS.get(option, ["dataset.download=true"] if option.startswith(("cifar", "fashion")) else None)
     prefix = "+" if group == "experiment" else ""
     if needs is None:
@@ -165,9 +166,8 @@ def test_the_memory_check_measures_every_family(compose_cfg):
     from resexp.data import input_shape
     from resexp.models import FAMILIES, count_parameters, model_from_config, model_options
     from resexp.models.footprint import footprint
-    for name in FAMILIES:
-        needs = NEEDS.get(name, [])
-        cfg = compose_cfg(f"model={name}", *needs)
+    for name, family in FAMILIES.items():
+        cfg = compose_cfg(f"model={name}", f"depth={family.depth_for({})}")  # at the depth its paper uses most
         channels, side, _, classes = input_shape(cfg.dataset)
         fp = footprint(name, cfg.depth, tuple(sorted(model_options(cfg.model).items())), channels, side, classes)
         real = model_from_config(cfg.model, cfg.depth, classes, channels)

@@ -1,9 +1,17 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
 import torch
 from omegaconf import OmegaConf
 
 from resexp.data import load_dataset
 from resexp.data.augment import random_crop, random_flip
 from resexp.data.synthetic import load_synthetic
+from tests.conftest import ROOT, copy_repository, register
 
 
 def synthetic_cfg(**kw):
@@ -63,3 +71,33 @@ def test_flip_and_crop_are_batched_and_shape_preserving():
     windows = {(i, j) for i in range(3) for j in range(3)}
     for img, pad in zip(cropped, padded):
         assert any(torch.equal(img, pad[:, i:i + 4, j:j + 4]) for i, j in windows)
+
+
+@pytest.mark.slow  # 15 s: a copy of the repository and four processes
+def test_a_new_dataset_is_its_module_its_registry_line_and_its_yaml(tmp_path):
+    """CONTRIBUTING's recipe on a copy of the repository: tests/new_dataset/stripes.py in resexp/data/, its
+    line in DATASETS and its YAML in conf/dataset/; then it trains, describe knows its shape without
+    loading it, its rule refuses a bad value in one line, and the config tests take it with no edit."""
+    copy = copy_repository(tmp_path)
+    shutil.copy(ROOT / "tests/new_dataset/stripes.py", copy / "resexp/data/stripes.py")
+    for conf in (copy / "conf/dataset", copy / "resexp/conf/dataset"):
+        shutil.copy(ROOT / "tests/new_dataset/stripes.yaml", conf)
+    register(copy / "resexp/data/__init__.py", "DATASETS", "stripes", "STRIPES")
+    env = {**os.environ, "PYTHONPATH": str(copy), "OMP_NUM_THREADS": "1"}
+
+    def resexp(*args):
+        return subprocess.run([sys.executable, "-m", "resexp", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)
+    trained = resexp("train", "dataset=stripes", "depth=8", "model.width=8", "trainer.steps=4", "device=cpu",
+                     "trainer.precision=fp32", "hydra.run.dir=run")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert json.loads((tmp_path / "run/status.json").read_text())["status"] == "finished"
+    described = resexp("describe", "dataset=stripes", "depth=8", "--json")
+    (net,) = json.loads(described.stdout)
+    assert (net["input"], net["output"]) == ([1, 16, 16], [3])
+    bad = resexp("train", "dataset=stripes", "dataset.image_size=6")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "need at least 8 pixels" in bad.stderr
+    config_tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_config.py",
+                                   "-k", "composes_and_validates and dataset"], cwd=copy, env=env, capture_output=True,
+                                  text=True, timeout=300)
+    assert config_tests.returncode == 0 and "1 passed" in config_tests.stdout, config_tests.stdout[-2000:]

@@ -8,6 +8,7 @@ import torch
 from resexp import build_model, count_parameters
 from resexp.cli import main
 from resexp.explain.describe import measure
+from resexp.models import FAMILIES, defaults
 from resexp.models.bottleneck import Bottleneck
 from resexp.paper import HE_2015_MULT_ADDS, TORCHVISION_MULT_ADDS
 from tests.test_imagenet_models import TORCHVISION_PARAMS
@@ -135,24 +136,25 @@ def test_vgg_multiply_adds_match_he_et_al_2015(depth):
     assert counted == pytest.approx(HE_2015_MULT_ADDS[("vgg", depth)], rel=0.02)
 
 
-EVERY_FAMILY = [
-    ("plain", 20, {}), ("resnet", 20, {"shortcut": "C"}), ("resnet_bottleneck", 29, {}), ("preact_resnet", 20, {}),
-    ("highway", 20, {"shortcut": "B"}), ("densenet", 40, {}), ("densenet_bc", 100, {}), ("resnext", 29, {}),
-    ("vgg", 19, {"layout": "imagenet"}), ("imagenet_plain", 34, {}), ("imagenet_resnet", 50, {}),
-    ("linear_deep", 5, {}),
-]
-
-
-@pytest.mark.parametrize("arch,depth,options", EVERY_FAMILY)
-def test_the_depth_is_the_count_of_weighted_layers_for_every_family(arch, depth, options):
-    """Found by type: projections (B, C) and highway gates do not count, as the papers count depth. The
-    deep linear net's depth counts its square layers: its embedding and classifier come on top."""
-    from resexp.models import FAMILIES
+@pytest.mark.parametrize("arch", list(FAMILIES))
+def test_every_family_has_the_weighted_layers_its_declaration_counts(arch):
+    """Found by type, at the family's default and smallest depth: projections and gates do not count,
+    as the papers count depth; where a family's depth counts otherwise, its declaration says how."""
     from resexp.models.parts import weighted_layers
-    assert {arch for arch, _, _ in EVERY_FAMILY} == set(FAMILIES)
+    family = FAMILIES[arch]
+    for depth in (family.depth_for({}), family.smallest_depth()):
+        with torch.device("meta"):
+            model = build_model(arch, depth)
+        assert len(weighted_layers(model)) == family.layers(depth, **defaults(arch)), depth
+
+
+@pytest.mark.parametrize("arch,depth,options", [
+    ("resnet", 20, {"shortcut": "C"}), ("highway", 20, {"shortcut": "B"}), ("vgg", 19, {"layout": "imagenet"})])
+def test_projections_and_gates_are_not_layers_of_the_depth(arch, depth, options):
+    from resexp.models.parts import weighted_layers
     with torch.device("meta"):
         model = build_model(arch, depth, **options)
-    assert len(weighted_layers(model)) == depth + (2 if arch == "linear_deep" else 0)
+    assert len(weighted_layers(model)) == depth
 
 
 def test_describe_needs_no_dataset_files(tmp_path, capsys, monkeypatch):
@@ -170,8 +172,6 @@ def test_describe_needs_no_dataset_files(tmp_path, capsys, monkeypatch):
     assert "dataset=folder needs dataset.root=DIR" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="issue 29 (family labels): a preset that changes the net, such as "
-                   "preact_resnet_bottleneck, still carries its family's label")
 def test_two_different_nets_never_share_a_label():
     from resexp.explain.nets import nets
     labelled = nets(["model=preact_resnet_bottleneck,preact_resnet", "depth=56", "model.shortcut=B"], files=False)

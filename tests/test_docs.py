@@ -21,6 +21,12 @@ def test_config_reference_is_generated_from_the_yaml_files():
     assert page == ref.page_with_tables(page), "docs/config.md is stale: run python docs/config_reference.py"
 
 
+def test_the_families_table_of_variants_md_is_generated_from_the_declarations():
+    ref = _reference_module()
+    page = ref.VARIANTS.read_text()
+    assert page == ref.variants_with_table(page), "docs/variants.md is stale: run python docs/config_reference.py"
+
+
 def test_config_reference_lists_every_key_of_the_composed_default(compose_cfg):
     """Each leaf of the default config (and of every group's files, by the generator's own reading)
     appears in the reference with its default."""

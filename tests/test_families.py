@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from resexp import build_model, count_parameters
 from resexp.cli import main
-from resexp.models import model_from_config
+from resexp.config import group_options, validate
+from resexp.models import FAMILIES, label, model_from_config, model_options
 from resexp.models.gates import ExclusiveGatedUnit
 from resexp.models.vgg import VGG_DEPTHS
 
@@ -28,6 +29,8 @@ PUBLISHED = [
     ("vgg", 11, ["model.layout=imagenet", "model.norm=none"], 132.9, "VGG-11 (A)"),
     ("vgg", 16, ["model.layout=imagenet", "model.norm=none"], 138.4, "VGG-16 (D)"),
     ("vgg", 19, ["model.layout=imagenet", "model.norm=none"], 143.7, "VGG-19 (E)"),
+    ("wide_resnet", 28, ["model.widen=10"], 36.5, "Zagoruyko and Komodakis 2016, Table 4: WRN-28-10"),
+    ("wide_resnet", 16, ["model.widen=4"], 2.7, "Zagoruyko and Komodakis 2016: WRN-16-4"),
 ]
 
 
@@ -112,7 +115,8 @@ CLI_SWEEPS = [
     (["model=preact_resnet,highway", "depth=8"], ["0_preact_resnet8-A", "1_highway8-A"]),
     (["model=densenet,densenet_bc,vgg", "depth=16", "model.width=4"],
      ["0_densenet16", "1_densenet_bc16", "2_vgg16"]),
-    (["model=resnext", "depth=11", "model.width=4", "model.cardinality=2", "model.base_width=2"], ["0_resnext11-B"]),
+    (["model=resnext", "depth=11", "model.width=4", "model.cardinality=2", "model.base_width=2"],
+     ["0_resnext11-2x2d"]),
 ]
 
 
@@ -138,3 +142,44 @@ def test_vgg_pooling_to_7x7_equals_adaptive_pooling(side):
     grad_ours, = torch.autograd.grad((ours * weights).sum(), x)
     grad_theirs, = torch.autograd.grad((theirs * weights).sum(), x)
     assert torch.allclose(grad_ours, grad_theirs, atol=1e-6)
+
+
+@pytest.mark.parametrize("option", group_options("model"))
+def test_every_model_builds_at_its_familys_default_depth(compose_cfg, option):
+    """`model=X` without a depth: the family's declared default depth, which its own rule accepts."""
+    cfg = compose_cfg(f"model={option}", tiny=False)
+    assert cfg.depth == FAMILIES[cfg.model.name].depth_for(model_options(cfg.model))
+    validate(cfg)
+    assert _count(cfg, 10) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option", group_options("model"))
+def test_every_model_trains_a_smoke_run_without_a_depth(tmp_path, monkeypatch, option):
+    monkeypatch.chdir(tmp_path)
+    # fp32 pinned: precision=auto may time bf16 faster here, and imagenet_plain34 diverges in 3 bf16 steps
+    assert main(["train", "+debug=smoke", f"model={option}", "device=cpu", "trainer.precision=fp32",
+                 "hydra.run.dir=run"]) == 0
+    assert json.loads((tmp_path / "run/status.json").read_text())["status"] == "finished"
+
+
+def test_every_model_option_has_a_label_of_its_own(compose_cfg):
+    """Two model options at one depth never share a name (run directories, reports, describe's rows)."""
+    labels = {}
+    for option in group_options("model"):
+        cfg = compose_cfg(f"model={option}", tiny=False)
+        labels.setdefault(label(cfg.model.name, "", model_options(cfg.model)), []).append(option)
+    assert all(len(options) == 1 for options in labels.values()), labels
+
+
+def test_describe_names_the_bottleneck_preset_apart(capsys):
+    assert main(["describe", "model=preact_resnet_bottleneck,preact_resnet", "depth=56", "model.shortcut=B",
+                 "--json"]) == 0
+    nets = [row["net"] for row in json.loads(capsys.readouterr().out)]
+    assert nets == ["preact_resnet_bottleneck56-B", "preact_resnet56-B"]
+
+
+def test_wide_resnet_is_named_by_depth_and_width(capsys):
+    assert main(["describe", "model=wide_resnet", "depth=28", "model.widen=10", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["net"] == "wide_resnet28-10" and round(row["parameters"] / 1e6, 1) == 36.5

@@ -42,14 +42,10 @@ def test_each_filter_of_a_direction_has_its_weight_filters_norm_and_bn_and_biase
     assert conv.flatten(1).norm(dim=1).std() > 0  # per filter, not one scale for the whole layer
 
 
-SMALLEST = {"plain": 8, "resnet": 8, "resnet_bottleneck": 11, "preact_resnet": 8, "highway": 8, "densenet": 7,
-            "densenet_bc": 10, "resnext": 29, "vgg": 11, "imagenet_plain": 18, "imagenet_resnet": 18, "linear_deep": 2}
-
-
 @pytest.mark.parametrize("arch", list(FAMILIES))
 def test_every_family_gets_filter_normalized_directions(arch):
     torch.manual_seed(0)
-    _check_filter_normalized(build_model(arch, SMALLEST[arch], width=4, num_classes=5))
+    _check_filter_normalized(build_model(arch, FAMILIES[arch].smallest_depth(), width=4, num_classes=5))
 
 
 def test_the_same_seed_gives_the_same_directions_for_nets_of_the_same_shape():

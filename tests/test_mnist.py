@@ -16,7 +16,7 @@ from resexp.data import load_dataset
 from resexp.data.mnist import CLASSES, load_mnist
 from resexp.errors import UserError
 from resexp.models import model_from_config
-from resexp.paper import reference
+from resexp.paper import A, reference
 from resexp.train.loop import train
 from tests.fakes import IDX_FILES, fake_idx, idx_bytes
 from tests.test_presets import SHRINK, compose_preset, sweep_jobs
@@ -149,8 +149,8 @@ def test_nets_take_one_channel_28x28_images(model, tmp_path, compose_cfg):
 
 
 def test_no_cifar_numbers_beside_fashion_mnist_runs():
-    assert reference("fashion_mnist", "resnet", 20, "A") == {} and reference("mnist", "plain", 56, "A") == {}
-    assert reference("cifar10", "resnet", 20, "A")["paper_test_error"] == 8.75
+    assert reference("fashion_mnist", "resnet", 20, A) == {} and reference("mnist", "plain", 56) == {}
+    assert reference("cifar10", "resnet", 20, A)["paper_test_error"] == 8.75
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,11 @@
 import json
+import os
 import pickle
-from dataclasses import dataclass
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,9 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from resexp import build_model, count_parameters
-from resexp.models.options import ConvOptions, count
 from resexp.models.activations import ACTIVATIONS
 from resexp.models.shortcuts import PadShortcut, Projection
+from tests.conftest import ROOT, copy_repository, register
 
 # He et al. 2015, Table 6: parameters of the CIFAR ResNets with option A, in millions.
 PAPER_PARAMS = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7, 1202: 19.4}
@@ -92,46 +97,32 @@ def test_unknown_options_name_what_is_allowed(kwargs, word):
         build_model(**{"arch": "resnet", "depth": 20, **kwargs})
 
 
-# A family written as CONTRIBUTING.md says: one module (here, the test), one registry line.
-@dataclass
-class StackOptions(ConvOptions):
-    widen: int = count(2, "the stack's channels are width x widen")
+def contribute_family(tmp_path) -> Path:
+    """A copy of the repository with tests/new_family/res_stack.py added as CONTRIBUTING.md says: the module
+    in resexp/models/, its import and its line in FAMILIES. Nothing else."""
+    copy = copy_repository(tmp_path)
+    shutil.copy(ROOT / "tests/new_family/res_stack.py", copy / "resexp/models/res_stack.py")
+    register(copy / "resexp/models/__init__.py", "FAMILIES", "res_stack", "RES_STACK")
+    return copy
 
 
-class Stack(nn.Module):
-    """`depth` - 1 convs and a linear classifier."""
-
-    def __init__(self, *, depth, num_classes, in_channels, width, activation, norm, widen):
-        super().__init__()
-        channels = [in_channels] + [width * widen] * (depth - 1)
-        self.convs = nn.Sequential(*(nn.Sequential(nn.Conv2d(a, b, 3, padding=1), nn.ReLU())
-                                     for a, b in zip(channels, channels[1:])))
-        self.fc = nn.Linear(channels[-1], num_classes)
-
-    def forward(self, x):
-        return self.fc(self.convs(x).mean((2, 3)))
-
-
-def stack_depth(depth, **_):
-    if depth < 2:
-        raise ValueError(f"depth={depth} is invalid for model stack; it must be >= 2")
-
-
-def test_a_new_family_is_one_module_and_one_registry_line(tmp_path, monkeypatch, capsys):
-    from resexp.cli import main
-    from resexp.config import register
-    from resexp.models import FAMILIES, Family
-    from tests.conftest import TINY
-    monkeypatch.setitem(FAMILIES, "stack", Family(Stack, stack_depth, StackOptions))  # the registry line
-    register()  # what a new process does when Hydra loads resexp's configs
-    monkeypatch.chdir(tmp_path)
-    assert main(["train", *TINY, "model=stack", "depth=3", "model.widen=3", "trainer.steps=2",
-                 "hydra.run.dir=run"]) == 0
-    status = json.loads((tmp_path / "run/status.json").read_text())
-    assert status["status"] == "finished" and status["steps"] == 2
-    assert status["parameters"] == count_parameters(build_model("stack", 3, widen=3))
-    capsys.readouterr()
-    assert main(["train", *TINY, "model=stack", "depth=3", "model.widen=0"]) == 2  # its record checks it
-    assert "model.widen=0 is invalid; it must be a positive integer" in capsys.readouterr().err
-    assert main(["train", *TINY, "model=stack", "depth=1"]) == 2  # and its depth rule
-    assert "depth=1 is invalid for model stack" in capsys.readouterr().err
+def test_a_new_family_is_one_module_and_one_registry_line(tmp_path):
+    """The suite's per-family tests (parametrized over the registry) take the new family with no edit:
+    its layer count, smallest net, config group option, determinism, filter-normalized directions,
+    label and a smoke run without a depth; and the docs' tables gain its row by regeneration."""
+    copy = contribute_family(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(copy), "OMP_NUM_THREADS": "1"}
+    tests = ["tests/test_describe.py", "tests/test_landscape.py", "tests/test_config.py", "tests/test_recovery.py",
+             "tests/test_families.py", "tests/test_models.py"]
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "slow or not slow",
+                          "-k", "res_stack or (composes_and_validates and model)", *tests], cwd=copy, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    passed = int(re.search(r"(\d+) passed", run.stdout).group(1))
+    assert passed >= 6 and "failed" not in run.stdout, run.stdout[-2000:]
+    docs = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_docs.py", "-k", "generated"]
+    stale = subprocess.run(docs, cwd=copy, env=env, capture_output=True, text=True, timeout=300)
+    assert "2 failed" in stale.stdout, stale.stdout[-2000:]  # both tables miss it until regenerated
+    subprocess.run([sys.executable, "docs/config_reference.py"], cwd=copy, env=env, check=True, timeout=300)
+    for page in ("config.md", "variants.md"):
+        assert "| `res_stack` | 4, 6, 8, 10, 12, 14, ... | 6 | `res_stack6-2`" in (copy / "docs" / page).read_text()
+    assert subprocess.run(docs, cwd=copy, env=env, capture_output=True, timeout=300).returncode == 0

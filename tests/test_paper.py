@@ -37,7 +37,7 @@ def record(*overrides, dataset="cifar10") -> dict:
         key = key.removeprefix("model.")
         assert key in group, key  # a real key of the group
         group = {**group, key: value if isinstance(group[key], str) else type(group[key])(float(value))}
-    return reference(dataset, group["name"], depth, group.get("shortcut"), group)
+    return reference(dataset, group["name"], depth, group)
 
 
 def ref(*overrides, dataset="cifar10"):
@@ -110,7 +110,7 @@ def test_each_number_carries_its_statistic():
     assert [(r["paper_test_error"], r["paper_statistic"]) for r in deep["paper_also"]] == [
         (4.62, "median of 5 runs (mean 4.69±0.20)")]
     from resexp.paper import reference  # a run at batch 64 is compared with the batch-64 number first
-    at_64 = reference("cifar10", "preact_resnet", 1001, "B", {"block": "bottleneck", "projection_norm": False}, 64)
+    at_64 = reference("cifar10", "preact_resnet", 1001, {"shortcut": "B", "block": "bottleneck", "projection_norm": False}, 64)
     assert at_64["paper_test_error"] == 4.62 and at_64["paper_also"][0]["paper_test_error"] == 4.92
     assert record("model=preact_resnet_bottleneck", "depth=1001", dataset="cifar100")["paper_statistic"] == \
         "median of 5 runs (mean 22.68±0.22)"

@@ -12,6 +12,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from resexp.cli import main
 from resexp.report.runs import load_runs
+from resexp.track.logger import identifying
 from tests.conftest import TINY
 
 FIGURES = {"degradation.png": (1800, 675), "depth.png": (1800, 675), "grad_norms.png": (1800, 675),
@@ -83,7 +84,8 @@ def test_finished_run_has_hparams_in_its_own_event_file(sweep):
     assert "dataset.augment.crop_padding" not in hparams and "trainer.eval_batch_size" not in hparams
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     columns = [h.name for h in experiment.hparam_infos]  # HPARAMS' columns, in this order
-    assert columns[:5] == ["model.name", "depth", "model.shortcut", "dataset.name", "seed"] and "trainer.epochs" in columns
+    assert columns[:3] == ["model.name", "depth", "model.shortcut"] and "trainer.epochs" in columns
+    assert columns[:len(identifying())] == list(identifying())  # and the other families' label options
     assert [m.name.tag for m in experiment.metric_infos] == ["test/error", "train/error"]  # the curves' own tags
     status = json.loads((run / "status.json").read_text())
     assert events.Scalars("test/error")[-1].value == pytest.approx(status["final_test_error"])
@@ -213,7 +215,8 @@ def test_every_run_declares_every_runs_hparams_columns(tmp_path):
     declared = {name: _hparams(tmp_path / name) for name in runs}
     columns = declared["0_plain8"][0]
     assert all(c == columns for c, _ in declared.values())  # the same for every run: stable between loads
-    assert columns[:5] == ["model.name", "depth", "model.shortcut", "dataset.name", "seed"]
+    assert columns[:3] == ["model.name", "depth", "model.shortcut"]
+    assert columns[:len(identifying())] == list(identifying())
     assert set().union(*(keys for _, keys in declared.values())) <= set(columns)  # every run's keys
     assert {"optimizer.lr", "experiment", "model.shortcut"} <= set(columns)
 
@@ -239,3 +242,13 @@ def test_status_at_80_columns_keeps_every_run_name_on_one_line(sweep, tmp_path, 
     screen.file.truncate(0)
     assert main(["status", str(root)]) == 0
     assert f"{failed}: RuntimeError: out of memory" in screen.file.getvalue()  # under the table, whole
+
+
+def test_a_series_names_a_family_option_only_away_from_the_familys_default(tmp_path, monkeypatch):
+    """A widen and dropout sweep of WRNs: the width is in the label (wide_resnet-2), and a series names
+    `dropout` only where it is not the family's default 0, even when half the runs use 0.3."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "-m", *TINY, "model=wide_resnet", "depth=10", "model.widen=1,2", "model.dropout=0.3,0.0",
+                 "model.width=4", "trainer.steps=2", "hydra.sweep.dir=sweep"]) == 0
+    series = sorted({r["series"] for r in load_runs([tmp_path / "sweep"])})
+    assert series == ["wide_resnet-1", "wide_resnet-1 dropout=0.3", "wide_resnet-2", "wide_resnet-2 dropout=0.3"]

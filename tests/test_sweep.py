@@ -140,11 +140,15 @@ def test_a_job_whose_own_validation_fails_is_recorded(tmp_path, monkeypatch, cap
 
 
 def test_run_names_are_short_and_filesystem_safe():
-    assert names.run_name("resnet", 20, "A", ["model.activation=gelu", "depth=20"]) == "resnet20-A_act=gelu"
-    assert names.run_name("plain", 56, "A", ["optimizer.lr=0.05", "dataset.seed=3", "seed=1"]) == \
+    resnet = {"name": "resnet", "shortcut": "A"}
+    assert names.run_name(resnet, 20, ["model.activation=gelu", "depth=20"]) == "resnet20-A_act=gelu"
+    assert names.run_name({"name": "plain"}, 56, ["optimizer.lr=0.05", "dataset.seed=3", "seed=1"]) == \
         "plain56_lr=0.05_dataset.seed=3_seed=1"  # two keys shortening alike keep their full names
-    assert names.run_name("resnet", 8, "B", ["dataset.root=/data/x y", "schedule.milestones=[0.5,0.75]"],
+    assert names.run_name({**resnet, "shortcut": "B"}, 8, ["dataset.root=/data/x y", "model.shortcut=B",
+                                                           "schedule.milestones=[0.5,0.75]"],
                           exclude=["dataset.root"]) == "resnet8-B_milestones=-0.5-0.75"
+    wide = {"name": "wide_resnet", "widen": 4}  # what the label shows is not repeated after it
+    assert names.run_name(wide, 16, ["model.widen=4", "model.dropout=0.3"]) == "wide_resnet16-4_dropout=0.3"
     long = names.name_suffix([f"model.k{i}=" + "v" * 20 for i in range(10)])
     assert len(long) == names.MAX_SUFFIX and long != names.name_suffix([f"model.k{i}=" + "v" * 20 for i in range(11)])
 
@@ -179,7 +183,7 @@ def _import_graph() -> dict:
 # The lower layers and what they must not import: the nets, the data and the trackers know nothing of
 # training, reports, explanations, sweeps or the command line.
 HIGHER = ("resexp.train", "resexp.report", "resexp.explain", "resexp.sweep", "resexp.cli", "resexp.bench",
-          "resexp.doctor")
+          "resexp.doctor")  # resexp.train covers resexp.train_command too
 
 
 def test_no_module_imports_from_a_higher_layer():
@@ -187,6 +191,15 @@ def test_no_module_imports_from_a_higher_layer():
     wrong = [(m, i) for m, deps in graph.items() if m.startswith(("resexp.models", "resexp.data", "resexp.track"))
              for i in deps if i.startswith(HIGHER)]
     assert not wrong, f"imports from a higher layer: {wrong}"
+
+
+def test_training_prints_no_report_and_the_sweep_library_no_command():
+    """train/ trains and records; the run's table is printed by the train command, which alone runs Hydra."""
+    graph = _import_graph()
+    wrong = [(m, i) for m, deps in graph.items() for i in deps
+             if m.startswith("resexp.train.") and i.startswith("resexp.report")
+             or m == "resexp.sweep" and i.startswith(("resexp.train_command", "resexp.train.", "resexp.report"))]
+    assert not wrong, wrong
 
 
 def test_resexp_has_no_import_cycle():

@@ -5,24 +5,26 @@ import torch
 
 from ..errors import UserError
 from .augment import random_crop, random_flip
-from .cifar import load_cifar
-from .folder import load_folder
-from .mnist import load_mnist
-from .synthetic import load_synthetic
+from .cifar import CIFAR
+from .dataset import Dataset
+from .folder import FOLDER
+from .mnist import MNIST
+from .synthetic import SYNTHETIC
 
-# dataset name -> loader(cfg) -> ((train_x, train_y), (test_x, test_y)), images uint8 N x C x H x W.
-LOADERS = {"synthetic": load_synthetic, "cifar10": load_cifar, "cifar100": load_cifar, "folder": load_folder,
-           "fashion_mnist": load_mnist, "mnist": load_mnist}
-# dataset name -> (channels, pixels per side) of its images as loaded, known from the config alone, so that
-# `resexp describe` needs no files (a folder's classes are counted from its sub-folders when not given).
-SHAPES = {"synthetic": lambda cfg: (3, cfg.image_size), "cifar10": lambda cfg: (3, 32), "cifar100": lambda cfg: (3, 32),
-          "folder": lambda cfg: (3, cfg.image_size), "fashion_mnist": lambda cfg: (1, cfg.image_size),
-          "mnist": lambda cfg: (1, cfg.image_size)}
+# `dataset.name` -> its declaration (dataset.Dataset), one line a dataset.
+DATASETS: dict[str, Dataset] = {
+    "synthetic": SYNTHETIC,
+    "cifar10": CIFAR,
+    "cifar100": CIFAR,
+    "folder": FOLDER,
+    "fashion_mnist": MNIST,
+    "mnist": MNIST,
+}
 
 
 def input_shape(cfg) -> tuple[int, int, int, int]:
     """(channels, height, width, classes) of the `dataset` config's images, without reading any image."""
-    channels, side = SHAPES[cfg.name](cfg)
+    channels, side = DATASETS[cfg.name].shape(cfg)
     classes = cfg.num_classes
     if classes is None:  # an image folder: one class per sub-folder
         from .folder import class_names
@@ -80,7 +82,7 @@ def input_statistics(train_x, normalize: str):
 
 
 def load_dataset(cfg, device) -> Data:
-    (train_x, train_y), (test_x, test_y) = LOADERS[cfg.name](cfg)
+    (train_x, train_y), (test_x, test_y) = DATASETS[cfg.name].load(cfg)
     val_x = val_y = None
     if cfg.val_size:
         (train_x, train_y), (val_x, val_y) = split_off_validation(train_x, train_y, cfg.val_size, cfg.split_seed)

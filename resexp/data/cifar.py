@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from .dataset import Dataset
 from .download import fetch
 
 SIDE = 32  # pixels per side of every CIFAR image
@@ -111,3 +112,6 @@ def load_cifar(cfg):
     train = _read_split(folder, layout.train, layout, cfg.num_classes)
     test = _read_split(folder, layout.test, layout, cfg.num_classes)
     return train, test
+
+
+CIFAR = Dataset(load_cifar, lambda cfg: (3, 32), lambda cfg, files: check_files(cfg) if files else None)

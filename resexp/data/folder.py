@@ -16,6 +16,7 @@ from PIL import Image
 
 from ..errors import UserError
 from ..console import console
+from .dataset import Dataset
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
 CACHE_VERSION = 1  # bump when the decoding changes, so old caches are rebuilt
@@ -162,3 +163,14 @@ def load_folder(cfg):
     else:
         train, test = torch.arange(len(train_files)), torch.arange(len(train_files), len(files))
     return (x[train], y[train]), (x[test], y[test])
+
+
+def check_folder(cfg, files: bool) -> None:
+    from omegaconf import OmegaConf
+    if OmegaConf.is_missing(cfg, "root"):
+        raise UserError("dataset=folder needs dataset.root=DIR, a folder with one sub-folder of images per class")
+    if files:
+        check_files(cfg)
+
+
+FOLDER = Dataset(load_folder, lambda cfg: (3, cfg.image_size), check_folder)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
+from .dataset import Dataset
 from .download import download
 from .idx import IMAGES, LABELS, read_idx
 
@@ -86,3 +87,6 @@ def load_mnist(cfg):
 def _resize(images, side: int):
     """uint8 images scaled to side x side; shrinking averages each output pixel's area (28 -> 14: 2x2 means)."""
     return F.interpolate(images.float(), size=(side, side), mode="area").round().to(torch.uint8)
+
+
+MNIST = Dataset(load_mnist, lambda cfg: (1, cfg.image_size), lambda cfg, files: check_files(cfg) if files else None)

@@ -8,6 +8,9 @@ distractor defeat a linear classifier on pixels; a convolutional net finds the p
 import torch
 import torch.nn.functional as F
 
+from ..errors import UserError
+from .dataset import Dataset
+
 PARTS_PER_CLASS = 3
 
 
@@ -60,3 +63,12 @@ def load_synthetic(cfg):
     train = generate(cfg.train_size, cfg.num_classes, cfg.image_size, cfg.noise, cfg.seed + 1, parts)
     test = generate(cfg.test_size, cfg.num_classes, cfg.image_size, cfg.noise, cfg.seed + 2, parts)
     return train, test
+
+
+def check_synthetic(cfg, files: bool) -> None:
+    if cfg.image_size < 8:
+        raise UserError(f"dataset.image_size={cfg.image_size} is invalid; dataset.image_size must be >= 8 for the "
+                        "synthetic dataset")
+
+
+SYNTHETIC = Dataset(load_synthetic, lambda cfg: (3, cfg.image_size), check_synthetic)

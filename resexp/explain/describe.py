@@ -20,15 +20,13 @@ from ..paper import published
 from ..console import console
 from .nets import nets, parse_args, parser
 
-_CONTAINERS = (nn.Sequential, nn.ModuleList)
-
-
 def parts(model: nn.Module) -> list[tuple[str, list[str]]]:
-    """The table's rows: (row name, top-level module names). Every top-level container (a stage) is a
-    row of its own; the other top-level modules form 'stem' before the first container, 'head' after."""
+    """The table's rows: (row name, top-level module names). Every stage (the net's `stages()`) is a row
+    of its own; the other top-level modules form 'stem' before the first stage, 'head' after."""
+    stages = {id(stage) for stage in model.stages()}
     rows, after_stage = [], False
     for name, child in model.named_children():
-        if isinstance(child, _CONTAINERS):
+        if id(child) in stages:
             rows.append((name, [name]))
             after_stage = True
         elif rows and rows[-1][0] == ("head" if after_stage else "stem"):
@@ -157,7 +155,7 @@ def main(args) -> int:
         if opts.image_size:
             height = width = opts.image_size
         result = describe_net(cfg, (channels, height, width), opts.classes or classes)
-        imagenet = published("imagenet", cfg.model.name, cfg.depth, cfg.model.get("shortcut"), cfg.model)
+        imagenet = published("imagenet", cfg.model.name, cfg.depth, cfg.model)
         layout = cfg.model.get("layout")  # a family with two layouts (vgg) says which one the row is
         results.append({"net": f"{label} ({layout} layout)" if layout and "layout" not in label else label, **result,
                         **({"paper_top1": imagenet[0].error} if imagenet else {})})

@@ -4,8 +4,8 @@ Veit et al. 2016, "Residual Networks Behave Like Ensembles of Relatively Shallow
 block in turn, then k random blocks at once (k = 1..n, a few draws each), and evaluate the test split.
 A residual block is replaced by its own shortcut (the identity, or the zero-padding or projection where
 the dimensions change); a plain block whose input and output shapes match is replaced by the identity,
-and one that changes the shape cannot be deleted. The blocks are the children of the net's stages (its
-top-level nn.Sequential modules). Runs on the CPU from the run's newest checkpoint and its own config.
+and one that changes the shape cannot be deleted. The blocks are the children of the net's stages (what
+its `stages()` returns). Runs on the CPU from the run's newest checkpoint and its own config.
 """
 import math
 import random
@@ -20,9 +20,10 @@ from torch import nn
 
 from ..console import console
 from ..errors import UserError
+from ..models.residual import shortcut_of
 from ..track.status import read_status
 from ..train.evaluate import evaluate
-from .nets import (Datasets, check_positive, labels, net_label, open_run, output_dir, run_parser, save, shortcut_of,
+from .nets import (Datasets, check_positive, labels, net_label, open_run, output_dir, run_parser, save,
                    trained_model)
 
 FILES = ("lesion.png", "lesion.json")
@@ -38,9 +39,10 @@ class Block:
 
 
 def find_blocks(model: nn.Module, x) -> list[Block]:
-    """Every child of a top-level nn.Sequential, in forward order, with what replaces it when deleted."""
-    candidates = [(f"{stage_name}.{i}", stage, i, block) for stage_name, stage in model.named_children()
-                  if isinstance(stage, nn.Sequential) for i, block in enumerate(stage)]
+    """Every child of the net's stages, in forward order, with what replaces it when deleted."""
+    names = {id(module): name for name, module in model.named_modules()}
+    candidates = [(f"{names[id(stage)]}.{i}", stage, i, block) for stage in model.stages()
+                  for i, block in enumerate(stage)]
     same_shape = {}
     hooks = [block.register_forward_hook(
         lambda m, inputs, out: same_shape.__setitem__(m, inputs[0].shape == out.shape)) for *_, block in candidates]

@@ -1,7 +1,6 @@
 """What the explain commands share: their arguments (train's overrides plus a few flags, or run
 directories), one validated config and label per net of a sweep, a trained run's config and weights,
 the dataset each needs (loaded once, on the CPU), and a fresh output directory."""
-import argparse
 import json
 import time
 from dataclasses import replace
@@ -9,6 +8,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from ..args import Parser
 from ..config import GROUPS, check_group_option, load_run_config, validate
 from ..errors import UserError
 from ..files import check_new_files, claim_new_dir, make_dir, write_text
@@ -19,15 +19,8 @@ CPU = "cpu"  # the explain commands run on the CPU: seconds for the nets they lo
 _IGNORED_FLAGS = ("-m", "--multirun")  # accepted so a `resexp train -m ...` line can be reused as is
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse whose errors are one UserError line (exit 2) instead of usage text and SystemExit."""
-
-    def error(self, message):
-        raise UserError(f"{self.prog}: {message}")
-
-
 def parser(prog: str, description: str) -> Parser:
-    p = Parser(prog=f"resexp {prog}", description=description)
+    p = Parser(prog, description)
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="the overrides of `resexp train`; a list (model=plain,resnet) gives one net per value")
     return p
@@ -130,14 +123,6 @@ def labels(results) -> list[str]:
     return [n if nets.count(n) == 1 else Path(r["run"]).name for n, r in zip(nets, results)]
 
 
-def shortcut_of(block):
-    """A residual block's shortcut module (identity, padding, projection, scaling...), None for any other
-    module: every residual unit of resexp.models keeps its h(x) as `.shortcut`."""
-    import torch
-    shortcut = getattr(block, "shortcut", None)
-    return shortcut if isinstance(shortcut, torch.nn.Module) else None
-
-
 def progress():
     """A progress bar on stderr (stdout stays clean for --json), gone when done."""
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -168,7 +153,7 @@ def training_subset(data, images: int | None, default: int, seed: int, device):
 def run_parser(command: str, doc: str, files: tuple[str, ...], seed: str, several=True, device=False) -> Parser:
     """The arguments every command on trained runs takes: RUN (or RUN [RUN ...]), --seed, --out, --json,
     and --device where it can run elsewhere than on the CPU."""
-    p = Parser(prog=f"resexp {command}", description=doc.splitlines()[0])
+    p = Parser(command, doc.splitlines()[0])
     if several:
         p.add_argument("runs", nargs="+", metavar="RUN", help="run directories with a checkpoint")
     else:

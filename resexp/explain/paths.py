@@ -26,9 +26,10 @@ import torch.nn.functional as F
 from rich.table import Table
 
 from ..errors import UserError
+from ..models.residual import shortcut_of
 from ..console import console
 from .nets import (Datasets, check_images, check_positive, net_label, open_run, output_dir, pick_device, progress,
-                   run_parser, save, shortcut_of, trained_model, training_subset)
+                   run_parser, save, trained_model, training_subset)
 
 FILES = ("paths.png", "paths.json")
 IMAGES = 128  # training images in the batch by default

@@ -3,7 +3,7 @@ from torch import nn
 
 from .activations import make_activation
 from .norms import make_norm
-from .orders import residual_end
+from .residual import Residual, branch_end
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -26,7 +26,7 @@ class PlainBlock(nn.Module):
         return self.act2(self.bn2(self.conv2(self.act1(self.bn1(self.conv1(x))))))
 
 
-class BasicBlock(PlainBlock):
+class BasicBlock(PlainBlock, Residual):
     """The same layers plus a shortcut: out = act(bn2(conv2(act(bn1(conv1(x))))) + shortcut(x))."""
 
     def __init__(self, in_channels, out_channels, stride, shortcut: nn.Module, norm: str, activation: str):
@@ -38,7 +38,7 @@ class BasicBlock(PlainBlock):
         return self.act2(out + self.shortcut(x))
 
     def residual_end(self) -> nn.Module:
-        return residual_end([self.conv2, self.bn2])
+        return branch_end([self.conv2, self.bn2])
 
 
 def make_stages(counts, channels: int, make_block) -> tuple[list[nn.Sequential], int]:

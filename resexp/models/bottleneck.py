@@ -9,7 +9,7 @@ from torch import nn
 from .activations import make_activation
 from .blocks import conv3x3
 from .norms import make_norm
-from .orders import residual_end
+from .residual import Residual, branch_end
 
 EXPANSION = 4  # output channels = 4 x the bottleneck width (He et al. 2015, Fig. 5)
 
@@ -18,7 +18,7 @@ def conv1x1(in_channels: int, out_channels: int) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 1, bias=False)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(Residual):
     """out = act(bn3(conv3(act(bn2(conv2(act(bn1(conv1(x)))))))) + shortcut(x))."""
 
     def __init__(self, in_channels, width, stride, shortcut: nn.Module, norm: str, activation: str,
@@ -42,4 +42,4 @@ class Bottleneck(nn.Module):
         return self.act3(out + self.shortcut(x))
 
     def residual_end(self) -> nn.Module:
-        return residual_end([self.conv3, self.bn3])
+        return branch_end([self.conv3, self.bn3])

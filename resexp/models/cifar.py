@@ -9,29 +9,19 @@ Pre-activation nets (He et al. 2016) have no norm or activation after the first 
 starts with its own) and a final norm and activation before the pool.
 """
 from dataclasses import dataclass
+from functools import partial
 
 from torch import nn
 
 from .activations import make_activation
 from .blocks import BasicBlock, PlainBlock, conv3x3, make_stages
 from .bottleneck import EXPANSION, Bottleneck, conv1x1
+from .family import Family, depth_rule
 from .gates import ExclusiveGatedUnit, Gate, ShortcutGatedUnit
 from .norms import make_norm
 from .options import ConvOptions, choice, flag, real
 from .orders import ORDERS, ResidualUnit, after_addition, residual_branch
 from .shortcuts import SHORTCUT_KINDS, SHORTCUTS, Scale, make_shortcut
-
-
-def depth_rule(step: int, offset: int = 2):
-    """depth -> n for depth = step * n + offset, or a ValueError naming the nearest valid depths."""
-    def blocks_per_stage(depth: int) -> int:
-        n, rest = divmod(depth - offset, step)
-        if n >= 1 and rest == 0:
-            return n
-        nearest = sorted({max(step + offset, step * n + offset), step * max(1, n + 1) + offset})
-        raise ValueError(f"depth={depth} is not of the form {step}n+{offset} with n >= 1; nearest valid depths: "
-                         + ", ".join(map(str, nearest)))
-    return blocks_per_stage
 
 
 def cifar_depth(block: str):
@@ -106,6 +96,9 @@ class CifarNet(nn.Module):
         x = self.act_out(self.bn_out(x))
         return self.fc(self.pool(x).flatten(1))
 
+    def stages(self) -> list[nn.Sequential]:
+        return [self.stage1, self.stage2, self.stage3]
+
 
 SKIP = dict(default=2, allowed=(1, 2, 3), doc="conv layers a shortcut spans; depth = 3*skip*n + 2 (paper: 2)")
 
@@ -156,21 +149,14 @@ class BottleneckOptions(ResidualOptions):
     block_order: str = choice(**ORDER)
 
 
-@dataclass
-class PreactOptions(ResidualOptions):
-    """He et al. 2016's full pre-activation units; the CIFAR nets are "the same as [1]" (option A)."""
-    projection_norm: bool = flag(False, "no BN after a projection's 1x1 conv, as in the official "
-                                 "resnet-pre-act.lua (ResNet-164: 1,703,258 parameters)")
-    block: str = choice("basic", ("basic", "bottleneck"), "basic (two 3x3 convs) | bottleneck (1x1-3x3-1x1, 4x "
-                        "expansion; ResNet-164, -1001)")
-    skip: int = choice(**SKIP)
+RESIDUAL_VARIANTS = ("block_order", "skip", "shortcut_kind", "residual_scale")
+HE_2015 = "He et al. 2015, sec. 4.2"
 
-
-@dataclass
-class HighwayOptions(ConvOptions):
-    """Srivastava et al. 2015's highway blocks: g * H(x) + (1 - g) * x."""
-    shortcut: str = choice("A", SHORTCUTS, "where dimensions change (A zero padding, B projection, ...)")
-    gate_bias: float = real(-2.0, "initial transform-gate bias b: negative, so blocks start by carrying x "
-                            "(paper: -1 to -3)")
-    zero_init_residual: bool = flag(False, "the last norm of every branch starts at 0")
-    skip: int = choice(**SKIP)
+PLAIN = Family(partial(CifarNet, "plain"), cifar_depth("plain"), PlainOptions, default_depth=20, source=HE_2015,
+               variants=("skip",))
+RESNET = Family(partial(CifarNet, "basic"), cifar_depth("basic"), ResNetOptions, default_depth=20, source=HE_2015,
+                label="{shortcut}", variants=RESIDUAL_VARIANTS)
+# ResNet-164 is He et al. 2016's bottleneck net (Tables 2-4).
+RESNET_BOTTLENECK = Family(partial(CifarNet, "bottleneck"), cifar_depth("bottleneck"), BottleneckOptions,
+                           default_depth=164, source="He et al. 2016, Identity Mappings, sec. 4",
+                           label="{shortcut}", variants=("block_order", "shortcut_kind", "residual_scale"))

@@ -17,7 +17,7 @@ from torch import nn
 from .activations import make_activation
 from .bottleneck import conv1x1
 from .blocks import conv3x3
-from .cifar import depth_rule
+from .family import Family, depth_rule
 from .norms import make_norm
 from .options import ConvOptions, count, flag, real
 
@@ -87,6 +87,9 @@ class DenseNet(nn.Module):
         x = self.stage3(self.stage2(self.stage1(self.conv1(x))))
         return self.fc(self.pool(self.act_out(self.bn_out(x))).flatten(1))
 
+    def stages(self) -> list[nn.Sequential]:
+        return [self.stage1, self.stage2, self.stage3]
+
 
 @dataclass
 class DenseNetOptions(ConvOptions):
@@ -104,3 +107,10 @@ class DenseNetBCOptions(DenseNetOptions):
     bottleneck: bool = flag(True, "B: a BN-ReLU-1x1 conv to 4k maps before each 3x3 conv")
     compression: float = real(0.5, "C: a transition keeps this fraction of its input channels", low=0, high=1,
                               low_open=True)
+
+
+DENSENET_VARIANTS = ("growth", "bottleneck", "compression")
+DENSENET = Family(DenseNet, densenet_depth, DenseNetOptions, default_depth=40, source="Huang et al. 2017, Table 2",
+                  variants=DENSENET_VARIANTS)
+DENSENET_BC = Family(DenseNet, densenet_depth, DenseNetBCOptions, default_depth=100,
+                     source="Huang et al. 2017, Table 2", variants=DENSENET_VARIANTS)

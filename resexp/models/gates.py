@@ -6,7 +6,7 @@ shortcut, which both papers advise for deep nets.
 import torch
 from torch import nn
 
-from .orders import residual_end
+from .residual import Residual, branch_end
 
 
 class Gate(nn.Conv2d):
@@ -21,7 +21,7 @@ class Gate(nn.Conv2d):
         return torch.sigmoid(super().forward(x))
 
 
-class ExclusiveGatedUnit(nn.Module):
+class ExclusiveGatedUnit(Residual):
     """x_next = f(g(x) * F(x) + (1 - g(x)) * h(x)): He et al. 2016 Fig. 2(c), exclusive gating, and
     with no f the highway layer of Srivastava et al. 2015 (g is its transform gate T, 1 - g the carry)."""
 
@@ -34,7 +34,7 @@ class ExclusiveGatedUnit(nn.Module):
         return self.after(g * self.residual(x) + (1 - g) * self.shortcut(x))
 
     def residual_end(self) -> nn.Module:
-        return residual_end(self.residual)
+        return branch_end(self.residual)
 
 
 class ShortcutGatedUnit(ExclusiveGatedUnit):

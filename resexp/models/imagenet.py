@@ -5,12 +5,14 @@ and 8x width (the first block of stages 2-4 halves the map), global average pool
 classifier. 18 and 34 use basic blocks, 50 and deeper bottleneck blocks with 4x expansion.
 """
 from dataclasses import dataclass
+from functools import partial
 
 from torch import nn
 
 from .activations import make_activation
 from .blocks import BasicBlock, PlainBlock, make_stages
 from .bottleneck import EXPANSION, Bottleneck
+from .family import Family, depth_table
 from .norms import make_norm
 from .options import ConvOptions, choice, count, flag
 from .shortcuts import SHORTCUTS, make_shortcut
@@ -27,17 +29,8 @@ RESNET_DEPTHS = {
 PLAIN_DEPTHS = {d: RESNET_DEPTHS[d] for d in (18, 34)}
 
 
-def _depth_check(table: dict, family: str):
-    def check(depth: int):
-        if depth not in table:
-            raise ValueError(f"depth={depth} is not defined for model {family}; valid depths: "
-                             + ", ".join(map(str, table)))
-        return table[depth]
-    return check
-
-
-check_resnet_depth = _depth_check(RESNET_DEPTHS, "imagenet_resnet")
-check_plain_depth = _depth_check(PLAIN_DEPTHS, "imagenet_plain")
+check_resnet_depth = depth_table(RESNET_DEPTHS, "imagenet_resnet")
+check_plain_depth = depth_table(PLAIN_DEPTHS, "imagenet_plain")
 
 
 def _block(kind, residual, in_channels, width, stride, shortcut, norm, activation):
@@ -53,7 +46,7 @@ def _block(kind, residual, in_channels, width, stride, shortcut, norm, activatio
 
 
 class ImageNetNet(nn.Module):
-    def __init__(self, residual: bool, depth: int, shortcut="B", activation="relu", width=64,
+    def __init__(self, residual: bool, *, depth: int, shortcut="B", activation="relu", width=64,
                  num_classes=1000, in_channels=3, norm="batch"):
         super().__init__()
         kind, counts = (check_resnet_depth if residual else check_plain_depth)(depth)
@@ -72,6 +65,9 @@ class ImageNetNet(nn.Module):
         x = self.stage4(self.stage3(self.stage2(self.stage1(x))))
         return self.fc(self.pool(x).flatten(1))
 
+    def stages(self) -> list[nn.Sequential]:
+        return [self.stage1, self.stage2, self.stage3, self.stage4]
+
 
 @dataclass
 class ImageNetPlainOptions(ConvOptions):
@@ -84,3 +80,10 @@ class ImageNetResNetOptions(ImageNetPlainOptions):
     """He et al. 2015's ImageNet ResNets (Table 1), 18 to 152 layers."""
     shortcut: str = choice("B", SHORTCUTS, "the paper's choice for 50/101/152 (sec. 4.1); A and C also work")
     zero_init_residual: bool = flag(False, "the last norm of every residual branch starts at 0")
+
+
+# 34 layers: the depth of He et al. 2015's plain/residual comparison (Table 2, Fig. 4) and shortcut study (Table 3).
+IMAGENET_PLAIN = Family(partial(ImageNetNet, False), check_plain_depth, ImageNetPlainOptions, default_depth=34,
+                        source="He et al. 2015, Tables 1-2")
+IMAGENET_RESNET = Family(partial(ImageNetNet, True), check_resnet_depth, ImageNetResNetOptions, default_depth=34,
+                         source="He et al. 2015, Tables 1-3", label="{shortcut}")

@@ -14,6 +14,7 @@ Gate biases (gates.py) start at their configured value.
 from torch import nn
 
 from .norms import NORM_LAYERS
+from .residual import Residual
 
 
 INITS = ("kaiming_normal", "kaiming", "kaiming_uniform", "xavier", "orthogonal", "normal", "scaled_identity")
@@ -55,5 +56,5 @@ def init_weights(model: nn.Module, scheme: str = "kaiming_normal", alpha: float 
             nn.init.zeros_(m.bias)
     if zero_init_residual:
         for m in model.modules():
-            if hasattr(m, "residual_end"):
+            if isinstance(m, Residual):
                 nn.init.zeros_(m.residual_end().weight)

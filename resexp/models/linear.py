@@ -13,13 +13,15 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import nn
 
+from .family import Family
 from .init import INITS
 from .options import Options, choice, count, flag
+from .residual import Residual
 
 POOLED = 8  # pixels per side of the fixed pooling grid before the first linear layer
 
 
-def check_depth(depth: int) -> int:
+def check_depth(depth: int, **_) -> int:
     if depth < 1:
         raise ValueError(f"depth={depth} is invalid for model linear_deep; it must be >= 1 (square layers)")
     return depth
@@ -34,7 +36,7 @@ class SquareLinear(nn.Linear):
         super().__init__(width, width, bias=False)
 
 
-class ResidualLinear(nn.Module):
+class ResidualLinear(Residual):
     """h + W h: a square linear layer as the branch of an identity shortcut."""
 
     def __init__(self, width: int):
@@ -45,9 +47,12 @@ class ResidualLinear(nn.Module):
     def forward(self, x):
         return self.linear(x) + self.shortcut(x)
 
+    def residual_end(self) -> nn.Module:
+        return self.linear
+
 
 class LinearNet(nn.Module):
-    def __init__(self, depth: int, width=64, num_classes=10, in_channels=3, residual=False):
+    def __init__(self, *, depth: int, width=64, num_classes=10, in_channels=3, residual=False):
         super().__init__()
         check_depth(depth)
         self.embed = nn.Linear(in_channels * POOLED * POOLED, width, bias=False)
@@ -59,6 +64,9 @@ class LinearNet(nn.Module):
         h = self.embed(F.adaptive_avg_pool2d(x, POOLED).flatten(1))
         return self.fc(self.layers(h))
 
+    def stages(self) -> list[nn.Sequential]:
+        return [self.layers]
+
 
 @dataclass
 class LinearOptions(Options):
@@ -67,3 +75,8 @@ class LinearOptions(Options):
     init: str = choice("scaled_identity", INITS, "scaled_identity: every square layer starts as init_alpha * I "
                        "(forward gain init_alpha**depth; residual: (1 + init_alpha)**depth) | kaiming_normal | ...")
     residual: bool = flag(False, "true: every square layer is a residual branch, h <- h + W h")
+
+
+# The depth counts the square layers; the embedding and the classifier come on top.
+LINEAR_DEEP = Family(LinearNet, check_depth, LinearOptions, default_depth=20, source="the lecture slides",
+                     variants=("residual",), layers=lambda depth, **_: depth + 2)

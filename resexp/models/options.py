@@ -26,6 +26,26 @@ def choice(default, allowed, doc: str):
                                             "allowed": "choose one of: " + ", ".join(map(str, allowed))})
 
 
+def integer_rule(low: int):
+    """(test, what it allows) of an integer >= low: every integer range of resexp, worded once."""
+    what = "a positive integer" if low == 1 else f"an integer >= {low}"
+    return lambda v: _number(v) and isinstance(v, int) and v >= low, what
+
+
+def number_rule(low: float = -math.inf, high: float = math.inf, low_open=False, high_open=False):
+    """(test, what it allows) of a number in [low, high], an end open where said: every real range of
+    resexp (the families' records and config.RANGES), worded once."""
+    high = math.inf if high is None else high
+
+    def test(v):
+        return _number(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+    if low == -math.inf and high == math.inf:
+        return test, "a number"
+    if high == math.inf:
+        return test, "a positive number" if low == 0 and low_open else f"a number {'>' if low_open else '>='} {low:g}"
+    return test, f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
 def flag(default: bool, doc: str):
     return field(default=default, metadata={"test": lambda v: isinstance(v, bool), "doc": doc,
                                             "allowed": "it must be true or false"})
@@ -33,24 +53,14 @@ def flag(default: bool, doc: str):
 
 def count(default: int, doc: str, low: int = 1):
     """An integer >= low."""
-    what = "a positive integer" if low == 1 else f"an integer >= {low}"
-    return field(default=default, metadata={"test": lambda v: _number(v) and isinstance(v, int) and v >= low,
-                                            "doc": doc, "allowed": f"it must be {what}"})
+    test, what = integer_rule(low)
+    return field(default=default, metadata={"test": test, "doc": doc, "allowed": f"it must be {what}"})
 
 
 def real(default: float, doc: str, low: float = -math.inf, high: float = math.inf, low_open=False, high_open=False):
     """A number in [low, high], an end open where said."""
-    def test(v):
-        return (_number(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high))
-    if low == -math.inf and high == math.inf:
-        allowed = "it must be a number"
-    elif high == math.inf and low == 0 and low_open:
-        allowed = "it must be a positive number"
-    elif high == math.inf:
-        allowed = f"it must be a number {'>' if low_open else '>='} {low:g}"
-    else:
-        allowed = f"it must be a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    return field(default=default, metadata={"test": test, "doc": doc, "allowed": allowed})
+    test, what = number_rule(low, high, low_open, high_open)
+    return field(default=default, metadata={"test": test, "doc": doc, "allowed": f"it must be {what}"})
 
 
 @dataclass

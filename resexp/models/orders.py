@@ -10,7 +10,8 @@ from collections import OrderedDict
 from torch import nn
 
 from .activations import make_activation
-from .norms import NORM_LAYERS, make_norm
+from .norms import make_norm
+from .residual import Residual, branch_end
 
 # order -> (layers around every conv of F but the last, around the last, f after the addition)
 ORDERS = {
@@ -48,15 +49,7 @@ def after_addition(order: str, channels: int, norm: str, activation: str) -> nn.
     return nn.Sequential(OrderedDict((f"{kind}_out", _layer(kind, channels, norm, activation)) for kind in kinds))
 
 
-def residual_end(branch) -> nn.Module:
-    """The layer zero_init_residual zeroes so that F(x) = 0 at init: the last norm of the residual branch
-    (a sequence of its layers; Goyal et al. 2017), or its last conv when it has no norm. Every residual
-    unit's `residual_end()` is this."""
-    norms = [m for m in branch if isinstance(m, NORM_LAYERS)]
-    return norms[-1] if norms else [m for m in branch if isinstance(m, nn.Conv2d)][-1]
-
-
-class ResidualUnit(nn.Module):
+class ResidualUnit(Residual):
     """x_next = f(h(x) + F(x)), He et al. 2016, eqs. 1-2, with F, h and f injected."""
 
     def __init__(self, residual: nn.Sequential, shortcut: nn.Module, after: nn.Sequential):
@@ -67,4 +60,4 @@ class ResidualUnit(nn.Module):
         return self.after(self.residual(x) + self.shortcut(x))
 
     def residual_end(self) -> nn.Module:
-        return residual_end(self.residual)
+        return branch_end(self.residual)

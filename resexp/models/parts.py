@@ -1,20 +1,21 @@
-"""Parts of a net found by their types and the units' explicit `shortcut` slots, never by attribute names:
-what describe counts as depth, whose responses are Figure 7's, what a lesion keeps."""
+"""Parts of a net found by their types (residual.Residual units and their shortcuts, gates), never by
+attribute names: what describe counts as depth, whose responses are Figure 7's, what a lesion keeps."""
 from torch import nn
 
 from .gates import Gate
+from .residual import shortcut_of
 
 WEIGHTED = (nn.Conv2d, nn.Linear)
 
 
 def side_paths(model: nn.Module) -> set[int]:
-    """ids of every module off the main path: each residual unit's shortcut (whatever fills its
-    `shortcut` slot: a projection, a padding, a scale) and each gate, with everything inside them."""
+    """ids of every module off the main path: each residual unit's shortcut (a projection, a padding, a
+    scale) and each gate, with everything inside them."""
     side = set()
     for module in model.modules():
         roots = [module] if isinstance(module, Gate) else []
-        if isinstance(getattr(module, "shortcut", None), nn.Module):
-            roots.append(module.shortcut)
+        if shortcut_of(module) is not None:
+            roots.append(shortcut_of(module))
         for root in roots:
             side.update(id(m) for m in root.modules())
     return side

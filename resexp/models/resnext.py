@@ -12,12 +12,15 @@ from torch import nn
 from .activations import make_activation
 from .blocks import conv3x3, make_stages
 from .bottleneck import EXPANSION, Bottleneck
-from .cifar import depth_rule
+from .family import Family, depth_rule
 from .norms import make_norm
 from .options import ConvOptions, choice, count, flag
 from .shortcuts import SHORTCUTS, make_shortcut
 
-resnext_depth = depth_rule(9)
+
+
+def resnext_depth(depth: int, **_) -> int:
+    return depth_rule(9)(depth)
 
 
 class ResNeXt(nn.Module):
@@ -42,6 +45,9 @@ class ResNeXt(nn.Module):
         x = self.stage3(self.stage2(self.stage1(x)))
         return self.fc(self.pool(x).flatten(1))
 
+    def stages(self) -> list[nn.Sequential]:
+        return [self.stage1, self.stage2, self.stage3]
+
 
 @dataclass
 class ResNeXtOptions(ConvOptions):
@@ -51,3 +57,7 @@ class ResNeXtOptions(ConvOptions):
     cardinality: int = count(8, "C: groups of the 3x3 conv (paper: 8 or 16)")
     base_width: int = count(64, "d: channels per group at stage 1, doubled per stage (paper: 64)")
     zero_init_residual: bool = flag(False, "the last norm of every residual branch starts at 0")
+
+
+RESNEXT = Family(ResNeXt, resnext_depth, ResNeXtOptions, default_depth=29, source="Xie et al. 2017, Table 7",
+                 label="{cardinality}x{base_width}d", variants=("cardinality", "base_width"))

@@ -14,6 +14,7 @@ from torch import nn
 
 from .activations import make_activation
 from .norms import make_norm
+from .family import Family, depth_table
 from .options import ConvOptions, choice, count
 from .pool import AvgPoolTo
 
@@ -23,11 +24,7 @@ LAYOUTS = ("imagenet", "cifar")
 HIDDEN = 4096  # units of the two hidden fully connected layers (Table 1)
 
 
-def vgg_depth(depth: int, **_) -> tuple:
-    if depth not in VGG_DEPTHS:
-        raise ValueError(f"depth={depth} is not defined for model vgg; valid depths: "
-                         + ", ".join(map(str, VGG_DEPTHS)))
-    return VGG_DEPTHS[depth]
+vgg_depth = depth_table(VGG_DEPTHS, "vgg")
 
 
 class VGG(nn.Module):
@@ -57,6 +54,10 @@ class VGG(nn.Module):
     def forward(self, x):
         return self.classifier(self.pool(self.features(x)).flatten(1))
 
+    def stages(self) -> list[nn.Sequential]:
+        """The five conv stages are one Sequential of layers (named as the paper's configs list them)."""
+        return [self.features]
+
 
 @dataclass
 class VGGOptions(ConvOptions):
@@ -64,3 +65,13 @@ class VGGOptions(ConvOptions):
     width: int = count(64, "channels of the first stage; stages use width, 2x, 4x, 8x, 8x (paper: 64)")
     layout: str = choice("cifar", LAYOUTS, "cifar: one linear layer on the pooled channels | imagenet: the "
                          "paper's 3 fully connected layers (VGG-19 at 1000 classes: 143.7M parameters)")
+
+
+def vgg_layers(depth: int, layout: str = "cifar", **_) -> int:
+    """The paper's depth counts 3 fully connected layers; the cifar layout's head is 1."""
+    return depth - 2 if layout == "cifar" else depth
+
+
+# VGG-16 (D) is the net the paper and He et al. 2015 compare with most.
+VGG_FAMILY = Family(VGG, vgg_depth, VGGOptions, default_depth=16, source="Simonyan and Zisserman 2015, Table 1",
+                    variants=("layout",), layers=vgg_layers)

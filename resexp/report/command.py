@@ -1,8 +1,7 @@
 """`resexp report PATH` writes PATH/report/; `resexp compare RUN_A RUN_B ...` prints the same table."""
-import argparse
 from pathlib import Path
 
-from ..errors import UserError
+from ..args import Parser
 from ..frames import runs_table
 from ..files import check_new_files, check_writable, make_dir
 from ..console import console
@@ -17,15 +16,10 @@ REPORT_FILES = (*TABLES, "degradation*.png", "depth.png", "grad_norms.png", "res
 
 
 def _parse(prog: str, args, **path_kwargs):
-    parser = argparse.ArgumentParser(prog=f"resexp {prog}")
+    parser = Parser(prog)
     parser.add_argument("paths", metavar="PATH", **path_kwargs)
     parser.add_argument("--out", metavar="DIR", help="also write summary.md, summary.csv and runs.csv to DIR")
-    try:
-        return parser.parse_args(args)
-    except SystemExit as e:
-        if e.code:
-            raise UserError(f"usage: {parser.format_usage().strip().removeprefix('usage: ')}") from None
-        raise
+    return parser.parse_args(args)
 
 
 def _write_tables(runs, out: Path, root: Path, title: str) -> None:

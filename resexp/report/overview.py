@@ -1,12 +1,12 @@
 """`resexp status [DIR]`: every run under DIR (default runs/) with its state, step/total, last errors and
 age, read from its status.json and metrics.jsonl; a run whose process is gone shows as `killed`."""
-import argparse
 import time
 from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
 
+from ..args import Parser
 from ..console import console
 from ..errors import UserError
 from ..track.status import KILLED, read_status, reached_step
@@ -43,7 +43,7 @@ def row(run_dir: Path) -> list[str]:
 
 
 def main(args) -> int:
-    parser = argparse.ArgumentParser(prog="resexp status", description=__doc__.splitlines()[0])
+    parser = Parser("status", __doc__.splitlines()[0])
     parser.add_argument("dir", nargs="?", default="runs", metavar="DIR", help="a run, a sweep or runs/ (default)")
     opts = parser.parse_args(args)
     from .runs import find_runs

@@ -26,8 +26,8 @@ HOUSEKEEPING = ("trainer.log_every", "trainer.profile_every", "trainer.eval_ever
 def is_setting(key: str) -> bool:
     """Whether a config key can tell two configurations apart."""
     return key not in NOT_CONFIGURATION and not any(key == h or key.startswith(h + ".") for h in HOUSEKEEPING)
-# Keys that the family and depth already show.
-SHOWN = ("model.name", "model.shortcut", "depth")
+# Keys that the family and depth already show (and the options each family's label shows, label_keys).
+SHOWN = ("model.name", "depth")
 
 
 def find_runs(path) -> list[Path]:
@@ -68,17 +68,34 @@ def load_runs(paths, extra_dirs=()) -> list[dict]:
     runs = [load_run(d) for d in dirs]
     extra = other_swept_keys(runs)
     common = {k: Counter(repr(r["config"].get(k)) for r in runs).most_common(1)[0][0] for k in extra}
-    for r in runs:  # the family, then each swept key that is not at its most common value
+    for r in runs:  # the family, then each swept key not at the family's default (or the most common value)
+        usual = {k: _family_default(r["config"], k, common[k]) for k in extra}
         r["series"] = " ".join([r["family"], *(f"{short_key(k)}={r['config'].get(k)}" for k in extra
-                                               if repr(r["config"].get(k)) != common[k])])
+                                               if repr(r["config"].get(k)) != usual[k])])
     runs.sort(key=lambda r: (r["series"], r["depth"] if isinstance(r["depth"], int) else 1 << 30, str(r["dir"])))
     return runs
+
+
+def _family_default(config: dict, key: str, otherwise: str) -> str:
+    """repr of the default of `key` when it is an option of the run's family (model.X, as its record
+    declares it), else `otherwise`: a series hides what the family does by default, not the majority."""
+    from ..models import FAMILIES, defaults
+    name, option = config.get("model.name"), key.removeprefix("model.")
+    own = defaults(name) if name in FAMILIES and key.startswith("model.") else {}
+    return repr(own[option]) if option in own else otherwise
+
+
+def label_keys(runs: list[dict]) -> set[str]:
+    """The model options the runs' family labels show (model.shortcut, model.widen, ...)."""
+    from ..models import FAMILIES
+    return {f"model.{key}" for r in runs if r["config"].get("model.name") in FAMILIES
+            for key in FAMILIES[r["config"]["model.name"]].shown()}
 
 
 def other_swept_keys(runs: list[dict]) -> list[str]:
     """Config keys, beyond family and depth, whose value differs between runs of one family and depth
     (a key such as the Fig. 6 preset's `net`, which only names family and depth, is not one)."""
-    keys = sorted({k for r in runs for k in r["config"] if is_setting(k)} - set(SHOWN))
+    keys = sorted({k for r in runs for k in r["config"] if is_setting(k)} - set(SHOWN) - label_keys(runs))
     values = {}  # (key, family, depth) -> the values seen
     for r in runs:
         for k in keys:

@@ -18,6 +18,7 @@ from tensorboard.plugins.hparams.summary_v2 import HParam, Metric, hparams_confi
 from torch.utils.tensorboard.summary import hparams
 
 from ..errors import UserError
+from ..tree import flatten
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -71,9 +72,9 @@ class RunLogger:
 
     def hparams(self, config, columns=()) -> None:
         """What identifies the run (TensorBoard's HPARAMS tab), in its own event file: model, depth,
-        shortcut, dataset, seed and every key overridden on the command line (a sweep's swept keys
-        among them), typed. HPARAMS takes its columns from the declaration of whichever run it reads
-        first, so every run declares the same ones: IDENTIFYING, then `columns` (config.hparam_columns:
+        the options its label shows, dataset, seed and every key overridden on the command line (a sweep's
+        swept keys among them), typed. HPARAMS takes its columns from the declaration of whichever run it reads
+        first, so every run declares the same ones: identifying(), then `columns` (config.hparam_columns:
         every key any run can be told apart by), then any key only this run has (`+key=...`). Its metrics
         are the last points of the curves already logged, so no single-point tag joins TIME SERIES.
         (`SummaryWriter.add_hparams` would write a stray second run.)"""
@@ -81,7 +82,7 @@ class RunLogger:
         flat = flatten(config)
         metrics = [*HPARAMS_METRICS, *(["val/error"] if flat.get("dataset.val_size") else [])]
         values = identifying_hparams(flat, _overrides(self.run_dir))
-        declared = dict.fromkeys([*IDENTIFYING, *columns, *values])
+        declared = dict.fromkeys([*identifying(), *columns, *values])
         experiment = hparams_config_pb([HParam(name) for name in declared], [Metric(tag) for tag in metrics])
         _, session_start, session_end = hparams(values, dict.fromkeys(metrics))
         for summary in (experiment, session_start, session_end):
@@ -100,8 +101,13 @@ class RunLogger:
 
 
 HPARAMS_METRICS = ("test/error", "train/error")
-# Always in HPARAMS, first; then every overridden key. The rest of the config is in the run's config.yaml.
-IDENTIFYING = ("model.name", "depth", "model.shortcut", "dataset.name", "seed")
+def identifying() -> tuple[str, ...]:
+    """Always in HPARAMS, first: model, depth, every option a family's label shows (models.Family.shown:
+    model.shortcut, model.widen, ...), dataset, seed; then every overridden key. The rest of the config is
+    in the run's config.yaml."""
+    from ..models import FAMILIES
+    shown = dict.fromkeys(f"model.{key}" for family in FAMILIES.values() for key in family.shown())
+    return ("model.name", "depth", *shown, "dataset.name", "seed")
 
 
 def _overrides(run_dir: Path) -> list[str]:
@@ -110,9 +116,9 @@ def _overrides(run_dir: Path) -> list[str]:
 
 
 def identifying_hparams(flat: dict, overrides: list[str]) -> dict:
-    """{key: typed value}: IDENTIFYING, then each overridden key as the composed config holds it (a config
+    """{key: typed value}: identifying(), then each overridden key as the composed config holds it (a config
     group such as `model=plain` by its name; `+experiment=X` as experiment: X). None becomes 'null'."""
-    values = {k: flat[k] for k in IDENTIFYING if k in flat}
+    values = {k: flat[k] for k in identifying() if k in flat}
     for override in overrides:
         key, _, value = override.lstrip("+~").partition("=")
         key = f"{key}.name" if f"{key}.name" in flat else key
@@ -181,17 +187,6 @@ def _wait_for_a_later_second(run_dir: Path) -> None:
     seconds = [int(p.name.split(".")[3]) for p in Path(run_dir).glob("events.out.tfevents.*")]
     while seconds and time.time() < max(seconds) + 1:
         time.sleep(0.05)
-
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    """{'model.name': 'plain', 'depth': 20, ...} from a nested config."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def read_metrics(run_dir) -> list[dict]:

@@ -6,25 +6,12 @@ import os
 import torch
 import torch.distributed as dist
 
+from ..world import launched, local_rank, rank, world_size  # noqa: F401  (the process's place, read once)
 from . import cuda
-
-
-def rank() -> int:
-    return int(os.environ.get("RANK", 0))
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", 1))
 
 
 def is_leader() -> bool:
     return rank() == 0
-
-
-def launched() -> bool:
-    """Started by torchrun (which sets RANK and MASTER_ADDR), with one process or several: the model then
-    trains in DistributedDataParallel, as it would over several GPUs."""
-    return "RANK" in os.environ and "MASTER_ADDR" in os.environ
 
 
 def resolve_device(name: str, cuda_count: int, slot: int = 0) -> str:
@@ -43,7 +30,7 @@ def resolve_device(name: str, cuda_count: int, slot: int = 0) -> str:
 def device_slot() -> int:
     """Local rank under torchrun; else the job number inside a Hydra multirun; else 0."""
     if world_size() > 1:
-        return int(os.environ.get("LOCAL_RANK", 0))
+        return local_rank()
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
@@ -66,7 +53,7 @@ def setup() -> None:
     """Join the process group once: NCCL for CUDA tensors, gloo for CPU ones (so `device=cpu` works on
     a GPU machine too); a no-op without torchrun."""
     if launched() and not dist.is_initialized():
-        backend = cuda.join_settings(int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else "gloo"
+        backend = cuda.join_settings(local_rank()) if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
 
 

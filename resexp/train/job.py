@@ -16,12 +16,10 @@ from omegaconf import OmegaConf
 from rich.markup import escape
 
 from ..config import load_run_config, resume_config, validate
-from ..console import log, log_renderable, run_log, say
+from ..console import log, run_log, say
 from ..errors import UserError, debug_enabled
 from ..files import Busy, hold, remove_new_files
 from ..names import resume_arg
-from ..report.runs import load_runs
-from ..report.tables import print_table, rich_table
 from ..track.status import CONFIG_FILE, KILLED, read_status, write_status
 from . import distributed
 from .checkpoint import checkpoint_name
@@ -182,13 +180,14 @@ def _fail(e: Exception, claim: Claim | None, cfg, started: bool) -> int:
     return 2 if isinstance(e, UserError) else EXIT_FAILED
 
 
-def run_job(cfg) -> int:
-    """Run one training job and record its status; returns its exit code."""
+def run_job(cfg, show=lambda run_dir: None) -> int:
+    """Run one training job and record its status; returns its exit code. `show(run_dir)` prints a finished
+    run's table (the caller's: train/ knows nothing of report/), into the run's log too."""
     with ExitStack() as held:  # the run directory's claim, until the job ends
-        return _run_job(cfg, held)
+        return _run_job(cfg, held, show)
 
 
-def _run_job(cfg, held: ExitStack) -> int:
+def _run_job(cfg, held: ExitStack, show) -> int:
     claim = claimed = None
     try:
         distributed.setup()
@@ -219,12 +218,12 @@ def _run_job(cfg, held: ExitStack) -> int:
         for line in opening:
             log(line)
         try:
-            return _train(claim.cfg, claim.run_dir, stop, prepared)
+            return _train(claim.cfg, claim.run_dir, stop, prepared, show)
         except Exception as e:  # noqa: BLE001  a failed run is recorded, not lost
             return _fail(e, claim, claim.cfg, started=True)
 
 
-def _train(cfg, run_dir: Path, stop, prepared) -> int:
+def _train(cfg, run_dir: Path, stop, prepared, show) -> int:
     """Train the prepared run; record and say how it ended. Returns the exit code."""
     try:
         result = train(cfg, run_dir, stop, prepared)
@@ -247,9 +246,7 @@ def _train(cfg, run_dir: Path, stop, prepared) -> int:
             f"last finite metrics kept in {escape(str(run_dir))}")
         return EXIT_DIVERGED
     write_status(run_dir, "finished", **result)
-    runs = load_runs([run_dir])
-    print_table(runs, f"run {run_dir}")
-    log_renderable(rich_table(runs, f"run {run_dir}", None, None))
+    show(run_dir)
     return 0
 
 

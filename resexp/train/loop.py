@@ -24,12 +24,12 @@ from ..track.responses import RESPONSE_IMAGES, write_responses
 from . import distributed
 from .checkpoint import RunState, resume, save
 from .evaluate import evaluate
-from . import cuda
+from . import cuda, metrics
 from .graphs import EmulatedGraphs, GraphedStep
 from .optim import make_optimizer, make_schedule
 from . import speed
 from .speed import pick_device, set_determinism, speed_modes
-from .step import TrainStep
+from .step import IMAGES, WRONG, Sums, TrainStep
 from .warmup import WarmUp
 
 
@@ -52,12 +52,23 @@ class Interrupted(Exception):
 
 class LogRead(NamedTuple):
     """What the loop reads at a log point, summed over all ranks."""
-    totals: list       # [loss x images, wrong predictions, images] since the last log
+    totals: Sums       # since the last log
     bad: float         # the first exploded step, or -1
     lr: float
     norms: list        # each layer's gradient norm (the same on every rank: DDP averaged the gradients)
-    eval_totals: list  # like totals, since the last evaluation
+    eval_totals: Sums  # since the last evaluation
     stop_any: bool     # some rank was asked to stop
+
+
+def _earliest(bad: torch.Tensor) -> torch.Tensor:
+    bad = torch.where(bad >= 0, bad, math.inf).amin(0)
+    return torch.where(bad < math.inf, bad, -1.0)
+
+
+# How the ranks' values of each part of a log read combine: the step sums add up, the first exploded step
+# is the earliest, the lr and the gradient norms are rank 0's (DDP averaged the gradients), stop is anyone's.
+COMBINE = {"since_log": lambda rows: rows.sum(0), "since_eval": lambda rows: rows.sum(0), "first_bad": _earliest,
+           "lr": lambda rows: rows[0], "stop": lambda rows: rows.amax(0), "norms": lambda rows: rows[0]}
 
 
 @dataclass
@@ -105,21 +116,23 @@ class Training:
         first = (done - 1) % self.steps_per_epoch * self.batch_size + distributed.rank() * size
         self.step.index.copy_(order[first:first + size])
         self.run_step()
-        self.warmup.observe(done, self.step.last[1], self.step.last[2])
+        self.warmup.observe(done, self.step.last[WRONG], self.step.last[IMAGES])
 
     def read_log(self, stopping: bool = False) -> LogRead:
-        """One host sync (and, over several ranks, one all-gather): the step's sums and flags, reduced."""
+        """One host sync (and, over several ranks, one all-gather): the step's sums and flags, combined
+        over the ranks part by part (COMBINE), sent as one tensor and read back by the parts' names."""
         step = self.step
-        mine = torch.cat([step.since_log, step.since_eval, step.first_bad[None],
-                          self.optimizer.param_groups[0]["lr"].reshape(1),
-                          torch.full((1,), float(stopping), device=step.norms.device), step.norms])
-        rows = distributed.gather(mine)  # columns: 0-2 since_log, 3-5 since_eval, 6 first_bad, 7 lr, 8 stop, 9- norms
-        bad = rows[:, 6]
-        bad = torch.where(bad >= 0, bad, math.inf).min()
-        values = torch.cat([rows[:, :6].sum(0), bad[None], rows[0, 7:8], rows[:, 8].amax()[None], rows[0, 9:]])
-        values = values.tolist()
-        return LogRead(values[:3], -1 if values[6] == math.inf else values[6], values[7], values[9:], values[3:6],
-                       values[8] > 0)
+        parts = {"since_log": step.since_log, "since_eval": step.since_eval, "first_bad": step.first_bad[None],
+                 "lr": self.optimizer.param_groups[0]["lr"].reshape(1),
+                 "stop": torch.full((1,), float(stopping), device=step.norms.device), "norms": step.norms}
+        rows = distributed.gather(torch.cat(list(parts.values())))  # one row a rank
+        sizes = [len(part) for part in parts.values()]
+        combined = [COMBINE[name](block) for name, block in zip(parts, rows.split(sizes, dim=1))]
+        values, got = torch.cat(combined).tolist(), {}  # the one host sync
+        for name, size in zip(parts, sizes):
+            got[name], values = values[:size], values[size:]
+        return LogRead(Sums(*got["since_log"]), got["first_bad"][0], got["lr"][0], got["norms"],
+                       Sums(*got["since_eval"]), got["stop"][0] > 0)
 
 
 def build_training(cfg, data=None) -> Training:
@@ -249,16 +262,11 @@ def train(cfg, run_dir: Path, stop=(), prepared: Prepared | None = None) -> dict
     Under torchrun every rank calls this with the same run_dir; only rank 0 writes there."""
     prepared = prepared or prepare(cfg, run_dir)
     tr, run, kept = prepared.tr, prepared.run, prepared.kept
-    leader = distributed.is_leader()
-    model, data, step, t = tr.model, tr.data, tr.step, cfg.trainer
+    leader, t = distributed.is_leader(), cfg.trainer
     start = last_log_time = time.perf_counter()
     images_since_log = 0
     if leader:
         say(modes_line(describe_modes(tr)))
-
-    def evaluate_split(split="test"):
-        return evaluate(model, data, t.eval_batch_size, split, tr.modes["precision"], tr.modes["channels_last"])
-
     logger = RunLogger(run_dir, resume_step=run.step, kept=kept) if leader else distributed.Silent()
     progress = (RunProgress(label(cfg.model.name, cfg.depth, model_options(cfg.model)), tr.total_steps, run.step,
                             tr.steps_per_epoch) if leader else distributed.Silent())
@@ -269,28 +277,14 @@ def train(cfg, run_dir: Path, stop=(), prepared: Prepared | None = None) -> dict
             if read is not None:
                 if read.bad >= 0 or not all(map(math.isfinite, read.norms)):
                     raise Diverged(int(read.bad) if read.bad >= 0 else done, run.row)
-                loss_sum, wrong, seen = read.totals
                 now = time.perf_counter()
-                speed = images_since_log / (now - last_log_time)
-                logger.log_point(done, {"train/loss": loss_sum / seen, "train/error": 100 * wrong / seen,
-                                        "train/lr": read.lr, "train/images_per_s": speed},
-                                 step.grad_norms.tags, read.norms, t.profile_every)
-                progress.log_point(done, loss_sum / seen, 100 * wrong / seen, speed)
+                log_point(logger, progress, tr, done, read, images_since_log / (now - last_log_time), t.profile_every)
                 images_since_log, last_log_time = 0, now
             progress.step(done)
             if done % tr.eval_every == 0 or done == tr.total_steps:
-                test_error, test_loss = evaluate_split()
-                loss_sum, wrong, seen = read.eval_totals
-                step.since_eval.zero_()
-                run.row = {"step": done, "epoch": done / tr.steps_per_epoch,
-                           "train_error": 100 * wrong / seen, "train_loss": loss_sum / seen,
-                           "test_error": test_error, "test_loss": test_loss,
-                           "lr": float(tr.optimizer.param_groups[0]["lr"]),
-                           "time": run.elapsed + time.perf_counter() - start}
-                if data.val_y is not None:
-                    run.row["val_error"], run.row["val_loss"] = evaluate_split("val")
+                run.row = evaluation(tr, t.eval_batch_size, done, read, run.elapsed + time.perf_counter() - start)
                 logger.evaluation(run.row)
-                run.best_test_error = min(run.best_test_error, test_error)
+                run.best_test_error = min(run.best_test_error, run.row["test_error"])
             run.step = done
             # ranks stop together, at a log point, where every rank has read every rank's flag
             halt = bool(stop) if distributed.world_size() == 1 else read is not None and read.stop_any
@@ -301,14 +295,37 @@ def train(cfg, run_dir: Path, stop=(), prepared: Prepared | None = None) -> dict
         logger.hparams(cfg, hparam_columns())
     if leader:
         layout = torch.channels_last if tr.modes["channels_last"] else torch.contiguous_format
-        images = data.normalize(data.test_x[:RESPONSE_IMAGES]).contiguous(memory_format=layout)
-        write_responses(run_dir, model, images)
+        write_responses(run_dir, tr.model, tr.data.normalize(tr.data.test_x[:RESPONSE_IMAGES]).contiguous(
+            memory_format=layout))
+    return outcome(cfg, tr, run, run.elapsed + time.perf_counter() - start)
+
+
+def log_point(logger, progress, tr: Training, done: int, read: LogRead, images_per_s: float, profile_every) -> None:
+    """The curves (metrics.TRAINING over the steps since the last log point), speed and gradient norms."""
+    values = {**metrics.curves(read), "train/images_per_s": images_per_s}
+    logger.log_point(done, values, tr.step.grad_norms.tags, read.norms, profile_every)
+    progress.log_point(done, read.totals.mean_loss, read.totals.error, images_per_s)
+
+
+def evaluation(tr: Training, batch_size: int, done: int, read: LogRead, elapsed: float) -> dict:
+    """A metrics.jsonl row: the training metrics since the last evaluation, the test (and val) split's."""
+    def split(name):
+        return evaluate(tr.model, tr.data, batch_size, name, tr.modes["precision"], tr.modes["channels_last"])
+    test_error, test_loss = split("test")
+    tr.step.since_eval.zero_()
+    row = {"step": done, "epoch": done / tr.steps_per_epoch, **metrics.row(read), "test_error": test_error,
+           "test_loss": test_loss, "lr": float(tr.optimizer.param_groups[0]["lr"]), "time": elapsed}
+    if tr.data.val_y is not None:
+        row["val_error"], row["val_loss"] = split("val")
+    return row
+
+
+def outcome(cfg, tr: Training, run: RunState, wall_time: float) -> dict:
+    """The run's final numbers for status.json, with the papers' number for its net."""
     row = run.row
     return {"final_test_error": row["test_error"], "best_test_error": run.best_test_error,
-            "final_train_error": row["train_error"], "parameters": count_parameters(model),
-            "steps": tr.total_steps, "wall_time": run.elapsed + time.perf_counter() - start,
-            "device": str(tr.device), "modes": describe_modes(tr),
+            "final_train_error": row["train_error"], "parameters": count_parameters(tr.model),
+            "steps": tr.total_steps, "wall_time": wall_time, "device": str(tr.device), "modes": describe_modes(tr),
             **({"final_val_error": row["val_error"]} if "val_error" in row else {}),
             **({"warmup_ended_at": tr.warmup.ended_at} if tr.warmup.ended_at else {}),
-            **reference(cfg.dataset.name, cfg.model.name, cfg.depth, cfg.model.get("shortcut"), cfg.model,
-                        cfg.trainer.batch_size)}
+            **reference(cfg.dataset.name, cfg.model.name, cfg.depth, cfg.model, cfg.trainer.batch_size)}

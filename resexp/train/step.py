@@ -1,6 +1,7 @@
 """The training step: one function of device tensors, called as it is (eager) or captured once and
 replayed as a single CUDA graph (graphs.py). Both paths run this same code, so the CPU tests exercise it."""
 import contextlib
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -18,11 +19,30 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=DTYPES[precision], cache_enabled=False)
 
 
+class Sums(NamedTuple):
+    """The running sums a step adds to, named in the order its tensors hold them."""
+    loss: float    # the loss times the images it is the mean over
+    wrong: float   # wrong predictions
+    images: float
+
+    @property
+    def mean_loss(self) -> float:
+        return self.loss / self.images
+
+    @property
+    def error(self) -> float:
+        """% of the images predicted wrong."""
+        return 100 * self.wrong / self.images
+
+
+WRONG, IMAGES = Sums._fields.index("wrong"), Sums._fields.index("images")  # where the tensors hold them
+
+
 class TrainStep:
     """Forward, backward and optimizer step on the batch at `self.index`, plus the bookkeeping the loop
     reads at log points, all as in-place writes to tensors with fixed addresses (what a graph needs):
 
-    - `since_log`, `since_eval`, `last`: sums [loss x images, wrong predictions, images]
+    - `since_log`, `since_eval`, `last`: the Sums (loss x images, wrong predictions, images)
     - `norms`: each conv/linear weight's gradient L2 norm (GradNorms' order)
     - `first_bad`: the first step whose loss was non-finite or above `divergence_loss`, else -1
     - `count`: steps taken
@@ -44,7 +64,8 @@ class TrainStep:
         self.index = torch.zeros(batch_size, dtype=torch.long, device=device)
         self.images = torch.full((), float(batch_size), device=device)
         self.count, self.first_bad = zeros(()), torch.full((), -1.0, device=device)
-        self.last, self.since_log, self.since_eval = zeros(3), zeros(3), zeros(3)
+        self.last, self.since_log, self.since_eval = zeros(len(Sums._fields)), zeros(len(Sums._fields)), \
+            zeros(len(Sums._fields))
         self.norms = zeros(len(self.grad_norms.weights))
 
     def __call__(self) -> None:
@@ -57,7 +78,8 @@ class TrainStep:
         with torch.no_grad():
             self.norms.copy_(self.grad_norms.compute())
             loss = loss.detach()
-            self.last.copy_(torch.stack([loss * self.images, (out.argmax(1) != y).sum().float(), self.images]))
+            sums = Sums(loss=loss * self.images, wrong=(out.argmax(1) != y).sum().float(), images=self.images)
+            self.last.copy_(torch.stack(sums))
             self.since_log += self.last
             self.since_eval += self.last
             self.count += 1

@@ -1,0 +1,78 @@
+"""Wide residual networks for CIFAR (Zagoruyko and Komodakis 2016, "Wide Residual Networks", sec. 2, Table 1).
+
+WRN-d-k: a 3x3 conv with 16 channels, three stages of n pre-activation blocks (BN-ReLU-3x3 conv, BN-ReLU,
+dropout, 3x3 conv) at 16k, 32k and 64k channels (the first block of stages 2 and 3 halves the map), a
+final BN-ReLU, global average pool, a linear classifier. A block whose input and output differ in shape
+takes a 1x1 conv as its shortcut, so each stage's first block has one; the paper counts those 3 convs in
+the depth, d = 6n + 4. WRN-28-10 has 36.5M parameters, WRN-16-4 2.7M.
+"""
+from dataclasses import dataclass
+
+from torch import nn
+
+from .activations import make_activation
+from .blocks import conv3x3, make_stages
+from .family import Family, depth_rule
+from .norms import make_norm
+from .options import ConvOptions, count, real
+from .residual import Residual, branch_end
+
+
+def wide_depth(depth: int, **_) -> int:
+    return depth_rule(6, offset=4)(depth)
+
+
+class WideBlock(Residual):
+    """out = conv2(dropout(act(bn2(conv1(act(bn1(x))))))) + shortcut(x) (the paper's Fig. 1d)."""
+
+    def __init__(self, in_channels, out_channels, stride, norm: str, activation: str, dropout: float):
+        super().__init__()
+        self.bn1, self.act1 = make_norm(norm, in_channels), make_activation(activation, in_channels)
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn2, self.act2 = make_norm(norm, out_channels), make_activation(activation, out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        same = in_channels == out_channels and stride == 1
+        self.shortcut = nn.Identity() if same else nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+    def forward(self, x):
+        out = self.conv1(self.act1(self.bn1(x)))
+        return self.conv2(self.dropout(self.act2(self.bn2(out)))) + self.shortcut(x)
+
+    def residual_end(self) -> nn.Module:
+        return branch_end([self.bn2, self.conv2])
+
+
+class WideResNet(nn.Module):
+    def __init__(self, *, depth, width, num_classes, in_channels, norm, activation, widen, dropout):
+        super().__init__()
+        n = wide_depth(depth)
+        self.conv1 = conv3x3(in_channels, width)
+        stages, channels = make_stages((n, n, n), width, lambda index, channels, stride: (
+            WideBlock(channels, width * widen * 2 ** index, stride, norm, activation, dropout),
+            width * widen * 2 ** index))
+        self.stage1, self.stage2, self.stage3 = stages
+        self.bn_out, self.act_out = make_norm(norm, channels), make_activation(activation, channels)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x):
+        x = self.stage3(self.stage2(self.stage1(self.conv1(x))))
+        return self.fc(self.pool(self.act_out(self.bn_out(x))).flatten(1))
+
+    def stages(self) -> list[nn.Sequential]:
+        return [self.stage1, self.stage2, self.stage3]
+
+
+@dataclass
+class WideOptions(ConvOptions):
+    """WRN-d-k (Zagoruyko and Komodakis 2016): depth 6n+4, stages k times wider than ResNet's."""
+    widen: int = count(10, "k: the stages are 16k, 32k, 64k channels wide (paper's best on CIFAR: WRN-28-10)")
+    dropout: float = real(0.0, "drop probability between a block's two convs (paper: 0.3 on CIFAR)", low=0,
+                          high=1, high_open=True)
+
+
+# WRN-28-10 is the paper's CIFAR net (Tables 4-6); its depth counts the 3 shortcut convs, the main path has d - 2.
+WIDE_RESNET = Family(WideResNet, wide_depth, WideOptions, default_depth=28,
+                     source="Zagoruyko and Komodakis 2016, Table 1", label="{widen}", variants=("widen", "dropout"),
+                     layers=lambda depth, **_: depth - 2)
