@@ -87,14 +87,14 @@ def test_a_remembered_choice_is_used_and_a_broken_cache_is_ignored(compose_cfg, 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     (tmp_path / "resexp").mkdir()
     (tmp_path / "resexp" / "precision.json").write_text("not json")
-    choice = {"precision": "bf16", "ms_per_step": {"fp32": 2, "bf16": 1}}
+    choice = {"precision": "bf16", "ms_per_step": {"fp32": 2, "bf16": 1}, "bf16_non_finite": False}
     speed.remember("k", choice)  # replaces what it cannot read: it is resexp's own cache file
     assert speed.remembered("k") == choice and speed.remembered("other") is None
     speed.remember("bad", {"precision": "fp8"})
     assert speed.remembered("bad") is None  # an entry that is not a choice: timed again
     tr = build_training(compose_cfg("trainer.precision=auto"))
     key = next(k for k in json.loads((tmp_path / "resexp" / "precision.json").read_text()) if " | " in k)
-    speed.remember(key, {"precision": "bf16", "ms_per_step": {"fp32": 9.0, "bf16": 3.0}})
+    speed.remember(key, {"precision": "bf16", "ms_per_step": {"fp32": 9.0, "bf16": 3.0}, "bf16_non_finite": False})
     tr = build_training(compose_cfg("trainer.precision=auto"))
     assert tr.modes["precision"] == "bf16" and tr.modes["precision_why"].endswith("fp32 9 ms, bf16 3 ms a step")
 
@@ -340,3 +340,24 @@ def test_bf16_shows_the_degradation_as_fp32_does(tmp_path):
         errors[model, depth] = train(cfg, tmp_path / f"{model}{depth}")["final_train_error"]
     assert errors["plain", 56] >= 1.5 * errors["plain", 20], errors
     assert errors["resnet", 56] <= errors["plain", 56] / 1.5, errors
+
+
+def test_a_net_whose_bf16_steps_go_non_finite_trains_in_fp32(compose_cfg, monkeypatch):
+    """However much faster: torch's CPU bf16 kernels gave an ImageNet-layout plain net infinite gradients."""
+    from resexp.train import speed
+    from resexp.train.step import TrainStep
+    monkeypatch.setattr(speed, "cpu_bf16_units", lambda: "avx512_bf16")
+    from resexp.train import loop
+    monkeypatch.setattr(loop, "BF16_MARGIN", 1e9)  # bf16 counts as faster whatever the clock says
+    step = TrainStep.__call__
+
+    def broken_in_bf16(self):
+        step(self)
+        if self.precision == "bf16":
+            self.norms.fill_(math.inf)
+    monkeypatch.setattr(TrainStep, "__call__", broken_in_bf16)
+    tr = build_training(compose_cfg("trainer.precision=auto"))
+    assert tr.modes["precision"] == "fp32" and tr.modes["precision_why"].endswith("a step, bf16 non-finite")
+    monkeypatch.setattr(TrainStep, "__call__", step)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(__import__("tempfile").mkdtemp()))
+    assert build_training(compose_cfg("trainer.precision=auto")).modes["precision"] == "bf16"

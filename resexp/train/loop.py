@@ -210,11 +210,23 @@ def timed_precision(cfg, data) -> tuple[str, str]:
         # the median of steps 3-6: the first steps build oneDNN's kernels, and other work on the machine
         # slows a step now and then
         ms = {p: round(1000 * statistics.median(s[2:]), 1) for p, s in seconds.items()}
-        choice = {"precision": "bf16" if ms["bf16"] < BF16_MARGIN * ms["fp32"] else "fp32", "ms_per_step": ms}
+        # a net whose bf16 steps went non-finite where fp32's did not (torch's CPU bf16 kernels gave an
+        # ImageNet-layout plain net infinite gradients at its second step) trains in fp32, however fast
+        unstable = _non_finite(trainings["bf16"].step) and not _non_finite(trainings["fp32"].step)
+        faster = ms["bf16"] < BF16_MARGIN * ms["fp32"]
+        choice = {"precision": "bf16" if faster and not unstable else "fp32", "ms_per_step": ms,
+                  "bf16_non_finite": unstable}
         speed.remember(key, choice)
     choice = distributed.share(choice)
     ms = choice["ms_per_step"]
-    return choice["precision"], f"auto: timed on this CPU, fp32 {ms['fp32']:g} ms, bf16 {ms['bf16']:g} ms a step"
+    why = ", bf16 non-finite" if choice.get("bf16_non_finite") else ""
+    return (choice["precision"],
+            f"auto: timed on this CPU, fp32 {ms['fp32']:g} ms, bf16 {ms['bf16']:g} ms a step{why}")
+
+
+def _non_finite(step) -> bool:
+    """Whether a step's loss exploded or any gradient norm was non-finite."""
+    return float(step.first_bad) >= 0 or not bool(torch.isfinite(step.norms).all())
 
 
 def describe_modes(tr: Training) -> dict:

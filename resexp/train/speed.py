@@ -78,7 +78,8 @@ def remembered(key: str) -> dict | None:
     try:
         choice = json.loads(_cache_file().read_text()).get(key)
         ms = choice["ms_per_step"]
-        return choice if choice["precision"] in ("fp32", "bf16") and ms["fp32"] > 0 and ms["bf16"] > 0 else None
+        known = choice["precision"] in ("fp32", "bf16") and ms["fp32"] > 0 and ms["bf16"] > 0
+        return choice if known and isinstance(choice["bf16_non_finite"], bool) else None
     except (OSError, ValueError, AttributeError, KeyError, TypeError):  # none, or not a choice resexp wrote
         return None
 
