@@ -14,7 +14,7 @@ from .errors import UserError
 from .data import DATASETS
 from .track.status import CONFIG_FILE
 from .tree import flatten
-from .world import world_size
+from .world import cores, world_size
 from .models import FAMILIES, check_model_args, default_depth, defaults, model_options
 from .models.options import integer_rule, number_rule
 
@@ -41,7 +41,7 @@ def side_by_side(jobs_per_gpu) -> int:
     per CPU core (each with one thread: train/job.py)."""
     import torch
     gpus = torch.cuda.device_count()
-    return gpus * max(1, int(jobs_per_gpu)) if gpus else max(1, len(os.sched_getaffinity(0)))
+    return gpus * max(1, int(jobs_per_gpu)) if gpus else cores()
 
 
 def register() -> None:

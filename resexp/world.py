@@ -20,3 +20,10 @@ def launched() -> bool:
     """Started by torchrun (which sets RANK and MASTER_ADDR), with one process or several: the model then
     trains in DistributedDataParallel, as it would over several GPUs."""
     return "RANK" in os.environ and "MASTER_ADDR" in os.environ
+
+
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS tells it, else every core)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -312,7 +312,7 @@ def test_the_parallel_launcher_runs_jobs_per_gpu_or_one_per_core(monkeypatch, gp
 def test_a_job_beside_others_takes_its_share_of_the_cores(monkeypatch):
     import os
     from resexp.train.speed import share_cores
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})  # 4 cores
     share_cores(1)
     assert torch.get_num_threads() == 1  # one job alone: left as it was (the tests pin 1)
     share_cores(2)

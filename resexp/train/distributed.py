@@ -6,7 +6,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from ..world import launched, local_rank, rank, world_size  # noqa: F401  (the process's place, read once)
+from ..world import cores, launched, local_rank, rank, world_size  # noqa: F401  (the process's place, read once)
 from . import cuda
 
 
@@ -46,7 +46,7 @@ def jobs_at_once() -> int:
     if not HydraConfig.initialized() or world_size() > 1:
         return 1
     n = OmegaConf.select(HydraConfig.get(), "launcher.n_jobs", default=1)
-    return len(os.sched_getaffinity(0)) if n == -1 else max(1, int(n or 1))  # joblib: -1 is every core
+    return cores() if n == -1 else max(1, int(n or 1))  # joblib: -1 is every core
 
 
 def setup() -> None:

@@ -105,7 +105,7 @@ def share_cores(jobs: int) -> None:
     """A job training beside jobs-1 others on this CPU takes its share of the cores as threads: OpenMP
     threads of several processes on the same cores slow each other many times over."""
     if jobs > 1:
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // jobs))
+        torch.set_num_threads(max(1, distributed.cores() // jobs))
 
 
 def set_determinism(deterministic: bool, device: torch.device) -> None:
