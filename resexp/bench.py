@@ -32,10 +32,11 @@ def mode_overrides(mode: str) -> list[str]:
 
 
 def default_modes(cuda: bool) -> list[str]:
-    """Every eager and graph mode on CUDA; fp32 with and without channels_last on the CPU (bf16 measured
-    slower there; `--modes eager-bf16-cl` times it)."""
+    """Every eager and graph mode on CUDA; on the CPU fp32 with and without channels_last, and bf16 with
+    channels_last where the CPU has bf16 units (without them it is emulated, 9x slower)."""
     if not cuda:
-        return ["eager-fp32", "eager-fp32-cl"]
+        from .train.speed import cpu_bf16_units
+        return ["eager-fp32", "eager-fp32-cl", *(["eager-bf16-cl"] if cpu_bf16_units() != "none" else [])]
     return [f"{e}-{p}{cl}" for e in ("eager", "graph") for p in ("fp32", "bf16") for cl in ("", "-cl")]
 
 

@@ -361,3 +361,12 @@ def test_a_net_whose_bf16_steps_go_non_finite_trains_in_fp32(compose_cfg, monkey
     monkeypatch.setattr(TrainStep, "__call__", step)
     monkeypatch.setenv("XDG_CACHE_HOME", str(__import__("tempfile").mkdtemp()))
     assert build_training(compose_cfg("trainer.precision=auto")).modes["precision"] == "bf16"
+
+
+@pytest.mark.parametrize("units,modes", [("none", ["eager-fp32", "eager-fp32-cl"]),
+                                         ("avx512_bf16", ["eager-fp32", "eager-fp32-cl", "eager-bf16-cl"])])
+def test_bench_times_bf16_on_a_cpu_that_has_bf16_units(monkeypatch, units, modes):
+    from resexp.bench import default_modes
+    from resexp.train import speed
+    monkeypatch.setattr(speed, "cpu_bf16_units", lambda: units)
+    assert default_modes(cuda=False) == modes
