@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from resexp.train.graphs import _HostCalls, _Recorder
+from resexp.train.graphs import RecordedGraph, _HostCalls, _Recorder
 
 
 class FakeStream:
@@ -171,7 +171,7 @@ class FakeGraph:
     """torch.cuda.CUDAGraph, with CUDAGraph.cpp's checks."""
 
     def __init__(self, fake: FakeCuda):
-        self.fake, self.ended, self.ops, self.capture = fake, False, None, None
+        self.fake, self.ended, self.recorded, self.capture = fake, False, None, None
 
     def capture_begin(self, pool=None, capture_error_mode="global", check_input_liveness=False) -> None:
         f = self.fake
@@ -214,7 +214,8 @@ class FakeGraph:
             # AT_CUDA_CHECK(cudaStreamEndCapture(...)) throws before endAllocateToPool.
             raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
         f.capturing.discard(self.pool_id)
-        self.ops, self.ended = capture.ops, True
+        self.recorded, self.ended = RecordedGraph(), True
+        self.recorded.ops = capture.ops
         f.calls.append(("capture_end", self.pool_id))
 
     def pool(self):
@@ -227,10 +228,7 @@ class FakeGraph:
         # CUDAGraph.cpp replay(): TORCH_CHECK(capture_ended_, ...)
         if not self.ended:
             raise RuntimeError("Called CUDAGraph::replay without a preceding successful capture.")
-        from resexp.train.graphs import RecordedGraph
-        recorded = RecordedGraph()
-        recorded.ops = self.ops
-        recorded.replay()
+        self.recorded.replay()
 
 
 class FakeDDP(torch.nn.Module):

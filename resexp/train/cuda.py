@@ -69,14 +69,22 @@ class PeakMemory:
         return (cuda.max_memory_allocated() - self.before) / 2**30
 
 
-def wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """The model in DistributedDataParallel, built on a side stream (the CUDA notes' condition for a later
-    capture of the step)."""
+@contextlib.contextmanager
+def side_stream(device: torch.device):
+    """Work on a fresh stream that first waits for the current one; afterwards the current one waits for
+    it. What DDP's construction and a capture need (neither may use the default stream)."""
     side = cuda.Stream(device)
     side.wait_stream(cuda.current_stream(device))
     with cuda.stream(side):
-        ddp = ddp_class(model, device_ids=[device])
+        yield
     cuda.current_stream(device).wait_stream(side)
+
+
+def wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The model in DistributedDataParallel, built on a side stream (the CUDA notes' condition for a later
+    capture of the step)."""
+    with side_stream(device):
+        ddp = ddp_class(model, device_ids=[device])
     return ddp
 
 
@@ -107,10 +115,8 @@ class CudaGraphs:
         pool. `check_liveness` (torch >= 2.13) also checks at each replay that the captured inputs live."""
         cuda.synchronize(self.device)
         pool = cuda.graph_pool_handle()
-        side = self.stream()
-        side.wait_stream(self.current_stream())
         liveness = {"check_input_liveness": True} if self.check_liveness else {}
-        with cuda.stream(side):
+        with side_stream(self.device):
             graph.capture_begin(pool=pool, **liveness)
             try:
                 step()
