@@ -370,3 +370,12 @@ def test_bench_times_bf16_on_a_cpu_that_has_bf16_units(monkeypatch, units, modes
     from resexp.train import speed
     monkeypatch.setattr(speed, "cpu_bf16_units", lambda: units)
     assert default_modes(cuda=False) == modes
+
+
+def test_an_undecided_cpu_under_several_processes_trains_fp32_untimed(compose_cfg, monkeypatch):
+    """Timing builds throwaway copies of the run, and under torchrun each would build DDP, whose
+    construction every rank must join: rank 0 alone timing would hang the others."""
+    from resexp.train import loop
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(loop, "build_training", lambda *a: pytest.fail("timed under several processes"))
+    assert loop.timed_precision(compose_cfg(), data=None) == ("fp32", "auto: AVX512-BF16, not timed over several processes")

@@ -190,13 +190,16 @@ BF16_MARGIN = 0.9
 def timed_precision(cfg, data) -> tuple[str, str]:
     """fp32 or bf16, whichever runs this run's own step faster on this CPU (one whose bf16 may or may not
     pay: AVX512-BF16 without AMX), with why. Each is timed for 4 steps after two, alternating, on throwaway
-    copies of the run; the choice is remembered for this machine and net, and every rank takes rank 0's.
-    The random stream is left as it was, so a run trains the same whether it timed or remembered."""
+    copies of the run; the choice is remembered for this machine and net. The random stream is left as it
+    was, so a run trains the same whether it timed or remembered. Over several processes it is fp32,
+    untimed: a copy would build DistributedDataParallel, whose construction every rank must join."""
+    if distributed.world_size() > 1:
+        return "fp32", "auto: AVX512-BF16, not timed over several processes"
     t = cfg.trainer
     key = speed.cpu_key(f"{label(cfg.model.name, cfg.depth, model_options(cfg.model))} "
                         f"{'x'.join(map(str, data.train_x.shape[1:]))} batch {t.batch_size}")
-    choice = speed.remembered(key) if distributed.is_leader() else None
-    if choice is None and distributed.is_leader():
+    choice = speed.remembered(key)
+    if choice is None:
         rng = torch.get_rng_state()
         trainings = {p: build_training(OmegaConf.merge(cfg, {"trainer": {"precision": p}}), data)
                      for p in ("fp32", "bf16")}
@@ -217,7 +220,6 @@ def timed_precision(cfg, data) -> tuple[str, str]:
         choice = {"precision": "bf16" if faster and not unstable else "fp32", "ms_per_step": ms,
                   "bf16_non_finite": unstable}
         speed.remember(key, choice)
-    choice = distributed.share(choice)
     ms = choice["ms_per_step"]
     why = ", bf16 non-finite" if choice.get("bf16_non_finite") else ""
     return (choice["precision"],
