@@ -64,6 +64,15 @@ def test_blocks_that_start_as_their_shortcut_keep_the_stems_statistics(compose_c
     assert stats["variance"] == pytest.approx([e[1] for e in expected], rel=1e-9)
 
 
+def test_the_depth_axis_counts_layers_as_the_paper_does(compose_cfg):
+    """Option B's projections (1x1 convs where the map halves) are shortcuts: not counted (He et al. 2015)."""
+    torch.manual_seed(0)
+    cfg = compose_cfg("model=resnet", "model.shortcut=B")
+    model = model_from_config(cfg.model, cfg.depth, 10, 3)
+    assert sum(isinstance(m, nn.Conv2d) for m in model.modules()) == 9
+    assert signal_stats(model, torch.randn(4, 3, 8, 8))["layers"] == [1, 3, 5, 7]
+
+
 def test_tiny_grid_table_json_and_picture(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "80")
