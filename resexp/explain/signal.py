@@ -225,7 +225,6 @@ def figure(results, path) -> None:
     # consecutive pair in one hue, dark and light; otherwise ten distinct colours (as resexp gradients)
     paired = len(results) > 2 and len(results) % 2 == 0
     colours = plt.get_cmap("tab20" if paired or len(results) > 10 else "tab10").colors
-    lowest = []
     for r, colour in zip(results, colours * (1 + len(results) // len(colours))):
         mean.plot(r["layers"], r["squared_mean"], marker=".", markersize=3, linewidth=1.3, color=colour,
                   label=r["net"])
@@ -233,12 +232,13 @@ def figure(results, path) -> None:
         if "jacobian" in r:
             stages = r["jacobian"]["stages"]
             values = stages[-1]["singular_values"]
-            spectrum.plot([i / len(values) for i in range(len(values))], values, linewidth=1.3, color=colour)
+            rms = math.sqrt(stages[-1]["mean_square"])  # the shape of the spectrum, whatever the net's gain
+            spectrum.plot([i / len(values) for i in range(len(values))], [v / rms for v in values], linewidth=1.3,
+                          color=colour)
             spread.plot([s["layers"] for s in stages], [s["spread"] for s in stages], marker="o", linewidth=1.3,
                         color=colour)
-            lowest.append(max(values) * 1e-8)  # zero singular values (ReLU's dead units) are not drawn
     labels = ((mean, "mean over channels of the squared channel mean"), (var, "mean over channels of the channel "
-              "variance"), (spectrum, "singular values of the Jacobian to the last stage"),
+              "variance"), (spectrum, "singular value of the Jacobian to the last stage / √m1"),
               (spread, "s1: variance of the squared singular values / m1²"))
     for ax, what in labels:
         if ax is None:
@@ -249,8 +249,9 @@ def figure(results, path) -> None:
         ax.set_xlabel("conv and linear layers before the point (its depth)")
     if jacobians:
         spectrum.set_xlabel("rank / number of singular values (all images, largest first)")
-        spectrum.set_ylim(bottom=min(lowest))
-        spectrum.set_title("Dynamical isometry: an image's input-output Jacobian", fontsize="medium")
+        spectrum.set_ylim(bottom=1e-6)  # (near) zero singular values, units a ReLU switched off, are left out
+        spectrum.axhline(1, color="black", linewidth=0.8, linestyle="--")  # isometry: every one equal
+        spectrum.set_title("Jacobian spectrum (dynamical isometry: all on the dashed line)", fontsize="medium")
         spread.set_title("Spread of the spectrum at the end of each stage", fontsize="medium")
     mean.set_title("Squared mean of the stem's and every block's output", fontsize="medium")
     var.set_title("Variance of the stem's and every block's output", fontsize="medium")
