@@ -31,7 +31,7 @@ FILES = ("signal.png", "signal.json")
 JACOBIAN_IMAGES = 4  # default --jacobian-images: 4 x 768 singular values per stage on the embedded dataset
 # The Jacobians of one net are refused above either limit, before any work: its float32 entries (all
 # images, all stages; about 1 GiB), and its multiply-adds (one forward pass per input value and image,
-# plus the eigenvalues; about two minutes on a 2-core CPU).
+# plus the eigenvalues; about a minute of one CPU core, docs/explain.md).
 MAX_ENTRIES = 2 ** 28
 MAX_MULT_ADDS = 2e12
 CHUNK = 128  # tangents per vmapped forward pass: bounds the memory at 128 images' activations
