@@ -98,6 +98,17 @@ def test_tiny_grid_table_json_and_picture(tmp_path, capsys, monkeypatch):
     assert Image.open(folder / "signal.png").size == (1800, 1350)
 
 
+def test_without_jacobians_two_panels_and_dashes(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["signal", *TINY, "model=plain", "--jacobian-images", "0", "--images", "32", "--out", "s"]) == 0
+    out = capsys.readouterr().out
+    assert "one batch of 32 training images" in out and out.count(" - │") == 2
+    (row,) = json.loads((tmp_path / "s/signal.json").read_text())
+    assert "jacobian" not in row and row["images"] == 32
+    assert Image.open(tmp_path / "s/signal.png").size == (1800, 675)
+
+
 def test_deep_linear_signal_and_jacobian_scale_as_alpha_to_the_depth(tmp_path, capsys, monkeypatch, compose_cfg):
     """h_k = alpha^k h_0: both statistics scale as alpha^(2k); the Jacobian to h_depth is alpha^depth times
     the first layer's weight (the pooling to 8x8 is the identity on 8x8 images)."""
@@ -127,8 +138,8 @@ def test_deep_linear_signal_and_jacobian_scale_as_alpha_to_the_depth(tmp_path, c
                                 "268M and 2e+12); give fewer --jacobian-images (0: none) or a smaller "
                                 "dataset.image_size"),
     (["--jacobian-images", "65"], "error: --jacobian-images 65 is more than the batch's 64 images; choose at most 64"),
-    (["--images", "300"], "error: --images 300 is more than the 256 training images of resnet8-A's dataset; "
-                          "choose at most 256"),
+    (["--images", "300"], "error: a batch of 300 images is more than the 256 training images of resnet8-A's "
+                          "dataset; give --images 256 or fewer"),
     (["--images", "1"], "error: resexp signal: --images 1 is invalid; it must be at least 2 (a variance over the "
                         "batch); see resexp signal --help"),
 ])

@@ -80,7 +80,7 @@ def freeze_batch_statistics(model: nn.Module, x: torch.Tensor) -> None:
     """Every batch norm of `model` set to normalize with the statistics `x` gives it in training mode,
     held fixed (eval mode with those as its running statistics); the rest of the net in eval mode. The
     net then computes on `x` what training mode computes, one image at a time."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))]
     stats = {}
 
     def record(module, inputs):
@@ -261,6 +261,15 @@ def figure(results, path) -> None:
     plt.close(fig)
 
 
+def _finite(value):
+    """JSON has no inf or NaN: they become null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
 def main(args) -> int:
     p = parser("signal", __doc__.splitlines()[0])
     p.add_argument("--images", type=int, metavar="N", help="training images in the batch (default: the "
@@ -289,8 +298,9 @@ def main(args) -> int:
     datasets = Datasets()
     for label, cfg, images in plans:
         if images > len(datasets(cfg.dataset).train_y):
-            raise UserError(f"--images {images} is more than the {len(datasets(cfg.dataset).train_y)} training "
-                            f"images of {label}'s dataset; choose at most {len(datasets(cfg.dataset).train_y)}")
+            size = len(datasets(cfg.dataset).train_y)
+            raise UserError(f"a batch of {images} images is more than the {size} training images of {label}'s "
+                            f"dataset; give --images {size} or fewer")
     results = [{"net": label, **measure(cfg, datasets(cfg.dataset), images, opts.jacobian_images)}
                for label, cfg, images in plans]
     text = save(out, [{k: _finite(v) for k, v in r.items()} for r in results], FILES,
@@ -302,11 +312,3 @@ def main(args) -> int:
         console.print(f"wrote {out}/: {' '.join(FILES)}", highlight=False, soft_wrap=True)
     return 0
 
-
-def _finite(value):
-    """JSON has no inf or NaN: they become null."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value if not isinstance(value, float) or math.isfinite(value) else None
