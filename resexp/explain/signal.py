@@ -2,7 +2,8 @@
 
 For each net (a list of values gives one net per combination, as `resexp train -m` would run them),
 built as a run with the same config builds it (same seed, same weights), on the first training batch
-such a run takes (the same images, normalized as training normalizes them, without augmentation):
+such a run takes on the CPU (the same images, normalized as training normalizes them, without
+augmentation):
 
 Signal propagation (Brock et al. 2021, "Characterizing signal propagation to close the performance
 gap in unnormalized ResNets", sec. 3): the output of the stem and of every block of every stage (the
