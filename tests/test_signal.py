@@ -123,7 +123,7 @@ def test_deep_linear_signal_and_jacobian_scale_as_alpha_to_the_depth(tmp_path, c
             assert half[key][k] == pytest.approx(0.25 ** k * one[key][k], rel=1e-5)
             assert one[key][k] == pytest.approx(one[key][0], rel=1e-5)
     torch.manual_seed(0)  # the run's init: its first layer's weight
-    embed = model_from_config(compose_cfg(*config[9:]).model, 6, 10, 3).embed.weight.double()
+    embed = model_from_config(compose_cfg(*config[len(TINY):]).model, 6, 10, 3).embed.weight.double()
     expected = torch.linalg.svdvals(embed).tolist() * 3  # 64 singular values per image, every image the same
     (last_one,), (last_half,) = one["jacobian"]["stages"], half["jacobian"]["stages"]
     assert sorted(last_one["singular_values"], reverse=True) == pytest.approx(sorted(expected, reverse=True),
