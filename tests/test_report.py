@@ -252,3 +252,14 @@ def test_a_series_names_a_family_option_only_away_from_the_familys_default(tmp_p
                  "model.width=4", "trainer.steps=2", "hydra.sweep.dir=sweep"]) == 0
     series = sorted({r["series"] for r in load_runs([tmp_path / "sweep"])})
     assert series == ["wide_resnet-1", "wide_resnet-1 dropout=0.3", "wide_resnet-2", "wide_resnet-2 dropout=0.3"]
+
+
+def test_a_series_leaves_out_a_model_option_its_family_does_not_take(tmp_path, monkeypatch):
+    """A plain net beside ResNets swept over model.branch_scaling is the series `plain`, not
+    `plain branch_scaling=None`."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "-m", *TINY, "model=resnet", "model.branch_scaling=none,rezero", "trainer.steps=2",
+                 "hydra.sweep.dir=sweep/a_resnet"]) == 0
+    assert main(["train", *TINY, "model=plain", "trainer.steps=2", "hydra.run.dir=sweep/b_plain"]) == 0
+    series = sorted({r["series"] for r in load_runs([tmp_path / "sweep"])})
+    assert series == ["plain", "resnet-A", "resnet-A branch_scaling=rezero"]
