@@ -80,6 +80,7 @@ def test_the_parallel_launcher_starts_the_costliest_jobs_first_and_keeps_their_n
     started = sorted(dirs, key=lambda d: (d / "overrides.yaml").stat().st_mtime_ns)
     assert [d.name for d in started] == ["2_plain20", "1_plain14", "0_plain8"]
     assert all(json.loads((d / "status.json").read_text())["status"] == "finished" for d in dirs)
+    assert result.stdout.startswith("sweep of 3 jobs, 1 at once on "), result.stdout[:200]
 
 
 def test_job_cost_counts_the_images_trained_on_times_the_nets_multiply_adds():

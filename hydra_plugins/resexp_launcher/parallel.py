@@ -17,15 +17,20 @@ class ParallelLauncher(JoblibLauncher):
     def launch(self, job_overrides, initial_job_idx):
         from joblib import Parallel, delayed
 
+        import torch
+
+        from resexp.console import say
         from resexp.sweep import job_cost, longest_first
+        from resexp.train.speed import sweep_split
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        costs = [job_cost(self.hydra_context.config_loader.load_sweep_config(self.config, list(o)))
-                 for o in job_overrides]
-        order = longest_first(costs)
+        configs = [self.hydra_context.config_loader.load_sweep_config(self.config, list(o)) for o in job_overrides]
+        order = longest_first([job_cost(cfg) for cfg in configs])
         options = dict(self.joblib, backend="loky")  # Hydra's state does not survive threads
         _core.process_joblib_cfg(options)
+        gpus = torch.cuda.device_count() if configs and configs[0].device != "cpu" else 0
+        say(sweep_split(len(order), int(options["n_jobs"]), gpus))
         state = Singleton.get_state()
         runs = Parallel(**options)(
             delayed(_core.execute_job)(initial_job_idx + i, job_overrides[i], self.hydra_context, self.config,
