@@ -23,6 +23,25 @@ from .shortcuts import Scale
 
 BRANCH_SCALINGS = ("none", "rezero", "fixup", "depth")
 ACTIVATION_LAYERS = tuple(ACTIVATIONS.values())
+# the options record field (options.choice) of every family that takes it
+BRANCH_SCALING = dict(default="none", allowed=BRANCH_SCALINGS, doc="what else multiplies F, to train deep without "
+                      "norms: none | rezero (a learned scalar from 0: SkipInit, De and Smith 2020; ReZero, Bachlechner "
+                      "et al. 2020) | fixup (Zhang et al. 2019; takes norm=none) | depth (1/sqrt(residual units), "
+                      "Bordelon et al. 2023)")
+
+
+def check_combination(values: dict) -> None:
+    """The combinations of branch_scaling with a record's other options that make no sense, in one line."""
+    scaling = values["branch_scaling"]
+    if scaling == "fixup" and values["norm"] != "none":
+        raise ValueError(f"model.branch_scaling=fixup takes model.norm=none, not {values['norm']!r}: Fixup "
+                         "replaces normalization, and a norm after each conv would undo its scaled init")
+    if scaling == "rezero" and values.get("zero_init_residual"):
+        raise ValueError("model.branch_scaling=rezero with model.zero_init_residual=true: F's gate and its last "
+                         "layer would both start at 0 and neither would ever get a gradient; use one of them")
+    if scaling == "fixup" and values.get("zero_init_residual"):
+        raise ValueError("model.branch_scaling=fixup sets each branch's last layer to 0 itself; leave "
+                         "model.zero_init_residual=false")
 
 
 class Multiplier(nn.Module):
@@ -56,6 +75,14 @@ class BiasedLinear(nn.Linear):
 
     def forward(self, x):
         return super().forward(x + self.bias_in)
+
+
+def multiplier(scaling: str, units: int) -> nn.Module:
+    """The module that multiplies F at the end of a branch: a learned scalar (rezero from 0, fixup from 1),
+    1/sqrt(units) (depth), or nothing."""
+    if scaling in ("rezero", "fixup"):
+        return Multiplier(0.0 if scaling == "rezero" else 1.0)
+    return Scale(1 / math.sqrt(units)) if scaling == "depth" else nn.Identity()
 
 
 def fixup_branch(branch: nn.Sequential, after: nn.Sequential) -> nn.Sequential:

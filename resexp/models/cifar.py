@@ -14,7 +14,7 @@ from functools import partial
 from torch import nn
 
 from .activations import make_activation
-from .branch import BRANCH_SCALINGS, Bias, BiasedLinear, scale_branch
+from .branch import BRANCH_SCALING, Bias, BiasedLinear, check_combination, scale_branch
 from .blocks import BasicBlock, PlainBlock, conv3x3, make_stages
 from .bottleneck import EXPANSION, Bottleneck, conv1x1
 from .family import Family, depth_rule
@@ -136,23 +136,11 @@ class ResidualOptions(ConvOptions):
                                  "2015); false as in the official pre-activation ResNet-164/1001")
     zero_init_residual: bool = flag(False, "the last norm of every residual branch starts at 0, so each block "
                                     "starts as its shortcut (Goyal et al. 2017, sec. 5.1)")
-    branch_scaling: str = choice("none", BRANCH_SCALINGS, "what else multiplies F, to train deep without norms: "
-                                 "none | rezero (a learned scalar from 0: SkipInit, De and Smith 2020; ReZero, "
-                                 "Bachlechner et al. 2020) | fixup (Zhang et al. 2019; takes norm=none) | depth "
-                                 "(1/sqrt(residual units), Bordelon et al. 2023)")
+    branch_scaling: str = choice(**BRANCH_SCALING)
 
     @staticmethod
     def combined(values: dict) -> None:
-        scaling = values["branch_scaling"]
-        if scaling == "fixup" and values["norm"] != "none":
-            raise ValueError(f"model.branch_scaling=fixup takes model.norm=none, not {values['norm']!r}: Fixup "
-                             "replaces normalization, and a norm after each conv would undo its scaled init")
-        if scaling == "rezero" and values["zero_init_residual"]:
-            raise ValueError("model.branch_scaling=rezero with model.zero_init_residual=true: F's gate and its last "
-                             "layer would both start at 0 and neither would ever get a gradient; use one of them")
-        if scaling == "fixup" and values["zero_init_residual"]:
-            raise ValueError("model.branch_scaling=fixup sets each branch's last layer to 0 itself; leave "
-                             "model.zero_init_residual=false")
+        check_combination(values)
 
 
 ORDER = dict(default="original", allowed=tuple(ORDERS), doc="where BN and ReLU sit (He et al. 2016, Fig. 4): "
