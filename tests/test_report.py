@@ -221,6 +221,30 @@ def test_every_run_declares_every_runs_hparams_columns(tmp_path):
     assert {"optimizer.lr", "experiment", "model.shortcut"} <= set(columns)
 
 
+def test_hparams_opens_with_the_columns_that_tell_a_sweeps_runs_apart(tmp_path):
+    """TensorBoard sorts HPARAMS' columns (those declared `differs` first, then by name) and ticks the first
+    five: for degradation_quick's jobs those are what the sweep varies, whichever job it reads first."""
+    import yaml
+    from tensorboard.plugins.hparams.backend_context import _sort_and_reduce_to_hparams_limit
+    from resexp.config import hparam_columns
+    from resexp.sweep import compose_job, hydra_initialized
+    from resexp.track.logger import RunLogger
+    for name, model in (("0_plain8", "model=plain"), ("3_resnet8-A", "model=resnet")):
+        overrides = ["+experiment=degradation_quick", model, "depth=8"]  # what the sweep gives each job
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        with hydra_initialized():
+            cfg = compose_job(overrides)
+        with RunLogger(tmp_path / name) as logger:
+            logger.hparams(cfg, hparam_columns())
+        content = EventAccumulator(str(tmp_path / name)).Reload().PluginTagToContent("hparams")
+        experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+        _sort_and_reduce_to_hparams_limit(experiment)  # as TensorBoard's backend hands them to the page
+        ticked = [h.name for h in experiment.hparam_infos][:5]
+        assert {"model.name", "depth", "experiment"} <= set(ticked), ticked
+        assert not any(c.startswith("dataset.augment") for c in ticked)
+
+
 def test_status_at_80_columns_keeps_every_run_name_on_one_line(sweep, tmp_path, monkeypatch):
     from io import StringIO
     from rich.console import Console
@@ -252,3 +276,14 @@ def test_a_series_names_a_family_option_only_away_from_the_familys_default(tmp_p
                  "model.width=4", "trainer.steps=2", "hydra.sweep.dir=sweep"]) == 0
     series = sorted({r["series"] for r in load_runs([tmp_path / "sweep"])})
     assert series == ["wide_resnet-1", "wide_resnet-1 dropout=0.3", "wide_resnet-2", "wide_resnet-2 dropout=0.3"]
+
+
+def test_a_series_leaves_out_a_model_option_its_family_does_not_take(tmp_path, monkeypatch):
+    """A plain net beside ResNets swept over model.branch_scaling is the series `plain`, not
+    `plain branch_scaling=None`."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "-m", *TINY, "model=resnet", "model.branch_scaling=none,rezero", "trainer.steps=2",
+                 "hydra.sweep.dir=sweep/a_resnet"]) == 0
+    assert main(["train", *TINY, "model=plain", "trainer.steps=2", "hydra.run.dir=sweep/b_plain"]) == 0
+    series = sorted({r["series"] for r in load_runs([tmp_path / "sweep"])})
+    assert series == ["plain", "resnet-A", "resnet-A branch_scaling=rezero"]
