@@ -51,9 +51,11 @@ def register() -> None:
     Hydra's scan of `hydra_plugins` finds in a wheel but not through an editable install's import hook."""
     from hydra.core.config_store import ConfigStore
     from hydra.core.plugins import Plugins
-    from hydra_plugins.resexp_launcher.parallel import ParallelLauncher
-
-    Plugins.instance().register(ParallelLauncher)
+    try:
+        from hydra_plugins.resexp_launcher.parallel import ParallelLauncher
+        Plugins.instance().register(ParallelLauncher)
+    except ImportError:  # an install older than the plugin: sweep.check_launcher names the fix if it is asked for
+        pass
 
     resolvers = {"first_dir": first_dir, "run_tag": names.run_tag, "run_name": names.run_name,
                  "default_depth": family_depth, "side_by_side": side_by_side}

@@ -205,8 +205,16 @@ def _plugin_hint(overrides) -> str:
 
 
 def _check_launcher(cfg) -> None:
-    """The SLURM launcher (submitit) needs SLURM's commands, which only a cluster's machines have."""
-    if str(cfg.hydra.launcher.get("_target_", "")).endswith(".SlurmLauncher") and not shutil.which("srun"):
+    """The SLURM launcher (submitit) needs SLURM's commands, which only a cluster's machines have; resexp's
+    own launcher plugin needs an install that has it (one made before it was added does not)."""
+    target = str(cfg.hydra.launcher.get("_target_", ""))
+    if target.startswith("hydra_plugins.resexp_launcher."):
+        try:
+            import hydra_plugins.resexp_launcher.parallel  # noqa: F401
+        except ImportError:
+            raise UserError("hydra/launcher=parallel is a plugin of resexp that this install lacks; install resexp "
+                            "again (pip install -e . in its folder)") from None
+    if target.endswith(".SlurmLauncher") and not shutil.which("srun"):
         raise UserError("hydra/launcher=slurm submits each job to SLURM, whose commands (srun) this machine does not have; "
                         "run the sweep on the cluster's login node, or drop hydra/launcher=slurm")
 
