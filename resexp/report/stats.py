@@ -307,7 +307,7 @@ def difference_records(configs: list[Configuration]) -> list[dict]:
     """One record per compared pair and error, raw numbers (differences.csv)."""
     return [{"change": change.label, "baseline": baseline.label, "error": what.split()[0], "difference": d.mean,
              "ci_low": d.low, "ci_high": d.high, "p": d.p,
-             "test": ("paired" if d.paired else "welch") if min(d.seeds) > 1 else None,
+             "test": None if d.p is None else "paired" if d.paired else "welch",
              "seeds_change": d.seeds[0], "seeds_baseline": d.seeds[1], "seeds_needed": d.needed}
             for change, baseline, found in compared(configs) for what, d in found]
 
