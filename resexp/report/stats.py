@@ -272,7 +272,7 @@ def verdicts(runs: list[dict]) -> list[str]:
 ONE_SEED = "one seed per configuration: no interval can be given (train several, e.g. seed=0,1,2)"
 INTERVALS_TITLE = "Final error over seeds, %: mean [95% bootstrap interval]"
 FEW_SEEDS = 10  # below this many seeds a configuration's interval gets the note below (docs/reports.md)
-COVERAGE = ("with fewer than 10 seeds a bootstrap interval covers less than 95% (about 76% at 3 seeds, 84% at 5, "
+COVERAGE = ("with fewer than 10 seeds a bootstrap interval covers less than 95% (about 75% at 3 seeds, 84% at 5, "
             "for normal data); the t-tests allow for few seeds")
 DIFFERENCES_TITLE = ("Differences, change - baseline, in points: 95% bootstrap interval; a paired t-test where both "
                      "ran the same seeds, else Welch's")
