@@ -1,5 +1,6 @@
 """Statistics over seeds (resexp/report/stats.py) against hand-computed cases, and the verdict lines of
-`resexp report` on run directories written by hand."""
+`resexp compare` (the report's tables and lines, without its figures) on run directories written by
+hand; tests/test_report.py runs `resexp report` itself."""
 import csv
 import json
 import math
@@ -12,12 +13,14 @@ from resexp.report import stats
 from resexp.report.runs import load_runs
 
 
-def fake_run(root, name, model, depth, seed, train, test, metrics=()):
-    """A finished run directory as training leaves it, holding only what a report reads."""
+def fake_run(root, name, model, depth, seed, train, test, metrics=(), **options):
+    """A finished run directory as training leaves it, holding only what a report reads; `options`: the
+    model keys beside its name."""
     run = root / name
     run.mkdir(parents=True)
-    shortcut = "\n  shortcut: A" if model == "resnet" else ""
-    (run / "config.yaml").write_text(f"model:\n  name: {model}{shortcut}\ndepth: {depth}\nseed: {seed}\n")
+    options = {"activation": "relu", **({"shortcut": "A"} if model == "resnet" else {}), **options}
+    keys = "".join(f"\n  {key}: {value}" for key, value in options.items())
+    (run / "config.yaml").write_text(f"model:\n  name: {model}{keys}\ndepth: {depth}\nseed: {seed}\n")
     (run / "status.json").write_text(json.dumps({"status": "finished", "final_train_error": train,
                                                  "final_test_error": test}))
     (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in metrics))
@@ -122,7 +125,7 @@ def test_report_prints_the_verdict_lines(tmp_path, capsys):
     resnet56-A - resnet20-A = -1, 2, -1 crosses zero: the seeds it needs come from the spread of those
     differences."""
     root = _degradation(tmp_path / "sweep")
-    assert main(["report", str(root)]) == 0
+    assert main(["compare", str(root), "--out", str(root / "report")]) == 0  # report's tables, no figures
     out = _flat(capsys.readouterr().out)
     lines = stats.verdicts(load_runs([root]))
     assert lines[0] == "plain56 - plain20 train error: +76.00 points [75.00, 77.00], p < 0.001 (3 seeds each, paired)"
@@ -173,11 +176,11 @@ def test_one_seed_says_no_interval_can_be_given(tmp_path, capsys):
     root = tmp_path / "sweep"
     fake_run(root, "0_plain20", "plain", 20, 0, 6.0, 7.0)
     fake_run(root, "1_plain56", "plain", 56, 0, 80.0, 81.0)
-    assert main(["report", str(root)]) == 0
+    assert main(["compare", str(root)]) == 0
     out = _flat(capsys.readouterr().out)
     assert "one seed per configuration: no interval can be given" in out
     assert "plain56 - plain20 train error: +74.00 points (1 seed each: no interval can be given)" in out
-    assert main(["report", str(root / "0_plain20")]) == 0  # one run: no comparison either
+    assert main(["compare", str(root / "0_plain20")]) == 0  # one run: no comparison either
     assert "one seed per configuration: no interval can be given" in _flat(capsys.readouterr().out)
 
 
@@ -203,3 +206,17 @@ def test_seeds_needed_with_unequal_spreads_uses_welchs_degrees_of_freedom():
     found it 78.2% of the time with 16 seeds a side and 81.1% with 17 (Student's degrees of freedom,
     2n - 2, would say 16)."""
     assert stats.seeds_needed(3.0, 1.0, 4.0) == 17
+
+
+def test_statistics_read_at_80_columns(tmp_path):
+    """Long configuration names (a swept activation) still give lines of 80 characters at most."""
+    from rich.console import Console
+    root = _degradation(tmp_path / "sweep")
+    for seed in (0, 1, 2):
+        fake_run(root, f"{20 + seed}_resnet56_act=leaky_relu_seed={seed}", "resnet", 56, seed, 4.0 + seed, 5.0,
+                 activation="leaky_relu")
+    console = Console(width=80, record=True)
+    stats.print_statistics(load_runs([root]), console)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "resnet56-A act=leaky_relu - resnet56-A train error: +3.00 points" in " ".join(text.split())
