@@ -90,10 +90,11 @@ def test_bootstrap_interval_of_two_and_three_seeds_exactly():
 @pytest.mark.parametrize("rows_at_once", [3, 2, 1])
 def test_intervals_of_a_curve_match_each_point_alone(monkeypatch, rows_at_once):
     """However many steps of a curve are resampled at once (a long curve goes in pieces)."""
-    monkeypatch.setattr(stats, "CHUNK", rows_at_once * stats.RESAMPLES * 3)
-    matrix = np.array([[1.0, 2.0, 4.0], [10.0, 12.0, 11.0], [5.0, 5.0, 5.0]])
+    matrix = np.array([[1.0, 2.0, 4.0, 7.0, 3.0], [10.0, 12.0, 11.0, 15.0, 9.5], [5.0, 5.0, 5.0, 5.0, 5.0],
+                       [0.1, 0.4, 0.2, 0.9, 0.3]])
+    monkeypatch.setattr(stats, "CHUNK", rows_at_once * stats.RESAMPLES * matrix.shape[1])
     low, high = stats.intervals(matrix)
-    assert len(low) == len(high) == 3
+    assert len(low) == len(high) == len(matrix)
     for row, lo, hi in zip(matrix, low, high):
         assert stats.interval(row) == pytest.approx((lo, hi), abs=1e-12)
 
