@@ -20,6 +20,7 @@ RESAMPLES = 10_000  # bootstrap resamples (percentile method)
 BOOTSTRAP_SEED = 0  # the same runs give the same intervals in every report and figure
 ALPHA, POWER = 0.05, 0.8  # the power estimate: a two-sided t-test at p < 0.05 finding the difference 80% of the time
 MAX_SEEDS = 1000  # the power estimate looks no further
+CHUNK = 4_000_000  # resampled values held at once (32 MB): a curve's steps are bootstrapped in pieces
 
 
 def _finite(values) -> np.ndarray:
@@ -44,9 +45,15 @@ def intervals(matrix) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("an interval needs two seeds or more")
     if np.all(np.ptp(matrix, axis=-1) == 0):  # no spread anywhere: nothing to resample
         return matrix[:, 0].copy(), matrix[:, 0].copy()
-    ci = stats.bootstrap((matrix,), np.mean, axis=-1, confidence_level=CONFIDENCE, n_resamples=RESAMPLES,
-                         method="percentile", rng=np.random.default_rng(BOOTSTRAP_SEED)).confidence_interval
-    return np.asarray(ci.low), np.asarray(ci.high)
+    rows = max(1, CHUNK // (RESAMPLES * matrix.shape[-1]))  # a long curve in pieces, each with the same draws
+    low, high = [], []
+    for start in range(0, len(matrix), rows):
+        ci = stats.bootstrap((matrix[start:start + rows],), np.mean, axis=-1, confidence_level=CONFIDENCE,
+                             n_resamples=RESAMPLES, method="percentile",
+                             rng=np.random.default_rng(BOOTSTRAP_SEED)).confidence_interval
+        low.append(np.atleast_1d(ci.low))
+        high.append(np.atleast_1d(ci.high))
+    return np.concatenate(low), np.concatenate(high)
 
 
 @dataclass(frozen=True)
