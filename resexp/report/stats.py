@@ -4,16 +4,18 @@ Each configuration's final error gets a 95% bootstrap interval of its mean over 
 that differ in one key (depth, family, shortcut, activation, ...) get the difference of their means with
 its bootstrap interval and a t-test: paired when both ran the same seeds (a seed fixes the initial
 weights, the data order and the augmentation draws, so seed s of one is the fair partner of seed s of
-the other), Welch's otherwise. Where the interval crosses zero, a power estimate from the measured spread
-says how many seeds the difference would need. The report's tables, its verdict lines and the figures'
+the other), Welch's otherwise. Where the seeds leave the sign open (the interval crosses zero, or p is
+0.05 or more), a power estimate from the measured spread says how many seeds the difference would need. The report's tables, its verdict lines and the figures'
 bands all come from here (scipy.stats: bootstrap, ttest_rel, ttest_ind, t, nct).
 """
 import math
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
+
+from .runs import configurations as runs_configurations
 
 CONFIDENCE = 0.95  # of every interval
 RESAMPLES = 10_000  # bootstrap resamples (percentile method)
@@ -65,7 +67,7 @@ class Difference:
     low: float | None = None   # 95% bootstrap interval of the difference; None with one seed a side
     high: float | None = None
     p: float | None = None     # two-sided t-test; None with one seed a side, or no spread at all
-    needed: int | None = None  # seeds each side needs (power estimate), when the interval crosses zero
+    needed: int | None = None  # seeds each side needs (power estimate), where `unclear`
 
     @property
     def crosses_zero(self) -> bool:
@@ -88,24 +90,22 @@ def difference(a, b, paired: bool = False) -> Difference:
         raise ValueError("a paired difference needs one value per seed on both sides")
     if min(seeds) < 2:
         return Difference(mean, seeds, paired)
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
     if paired:
         low, high = interval(a - b)
-        spread = float(np.std(a - b, ddof=1))
-        p = float(stats.ttest_rel(a, b).pvalue) if spread > 0 else None
-        needed = seeds_needed(mean, spread) if low <= 0 <= high or (p is not None and p >= ALPHA) else None
+        spreads = (float(np.std(a - b, ddof=1)),)  # of the per-seed differences
+        p = float(stats.ttest_rel(a, b).pvalue) if spreads[0] > 0 else None
     else:
         if np.ptp(a) == 0 and np.ptp(b) == 0:
             low = high = mean
         else:
             ci = stats.bootstrap((a, b), lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis),
                                  confidence_level=CONFIDENCE, n_resamples=RESAMPLES, method="percentile",
-                                 rng=rng).confidence_interval
+                                 rng=np.random.default_rng(BOOTSTRAP_SEED)).confidence_interval
             low, high = float(ci.low), float(ci.high)
         spreads = float(np.std(a, ddof=1)), float(np.std(b, ddof=1))
         p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if any(spreads) else None
-        needed = seeds_needed(mean, *spreads) if low <= 0 <= high or (p is not None and p >= ALPHA) else None
-    return Difference(mean, seeds, paired, low, high, p, needed)
+    found = Difference(mean, seeds, paired, low, high, p)
+    return replace(found, needed=seeds_needed(mean, *spreads)) if found.unclear else found
 
 
 def seeds_needed(effect: float, spread: float, other_spread: float | None = None) -> int | None:
@@ -130,9 +130,9 @@ def seeds_needed(effect: float, spread: float, other_spread: float | None = None
 
 
 def p_text(p: float | None) -> str:
-    """'p < 0.001', 'p = 0.034', 'p = 0.31'; without a test, why not."""
+    """'p < 0.001', 'p = 0.034', 'p = 0.31'; without a test (every seed alike on both sides), why not."""
     if p is None:
-        return "no test"
+        return "no spread, no test"
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
 
@@ -151,7 +151,8 @@ def seeds_text(d: Difference) -> str:
 
 def verdict(change: str, baseline: str, what: str, d: Difference) -> list[str]:
     """'plain56 - plain20 train error: +41.90 points [38.00, 45.70], p < 0.001 (3 seeds each, paired)',
-    and a second line when one seed leaves no interval or when the interval crosses zero."""
+    with one seed a side, that no interval can be given; where the seeds leave the sign open (`unclear`), a
+    second line with the seeds the difference would need."""
     head = f"{change} - {baseline} {what}: {d.mean:+.2f} points"
     if min(d.seeds) < 2:
         return [f"{head} ({seeds_text(d)}: no interval can be given)"]
@@ -187,8 +188,7 @@ class Configuration:
 def configurations(runs: list[dict]) -> list[Configuration]:
     """Every configuration with a finished run, in the report's order."""
     from ..models import label
-    from .runs import configurations as groups
-    extra, found = groups(runs)
+    extra, found = runs_configurations(runs)
     out = []
     for group in found:
         done = [r for r in group if r["status"] == "finished"]
