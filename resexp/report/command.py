@@ -18,7 +18,8 @@ REPORT_FILES = (*TABLES, "degradation*.png", "depth.png", "grad_norms.png", "res
 def _parse(prog: str, args, **path_kwargs):
     parser = Parser(prog)
     parser.add_argument("paths", metavar="PATH", **path_kwargs)
-    parser.add_argument("--out", metavar="DIR", help="also write summary.md, summary.csv, runs.csv and differences.csv to DIR")
+    parser.add_argument("--out", metavar="DIR",
+                        help="also write summary.md, summary.csv, runs.csv and differences.csv to DIR")
     return parser.parse_args(args)
 
 

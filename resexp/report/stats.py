@@ -5,8 +5,9 @@ that differ in one key (depth, family, shortcut, activation, ...) get the differ
 its bootstrap interval and a t-test: paired when both ran the same seeds (a seed fixes the initial
 weights, the data order and the augmentation draws, so seed s of one is the fair partner of seed s of
 the other), Welch's otherwise. Where the seeds leave the sign open (the interval crosses zero, or p is
-0.05 or more), a power estimate from the measured spread says how many seeds the difference would need. The report's tables, its verdict lines and the figures'
-bands all come from here (scipy.stats: bootstrap, ttest_rel, ttest_ind, t, nct).
+0.05 or more), a power estimate from the measured spread says how many seeds the difference would
+need. The report's tables, its verdict lines and the figures' bands all come from here (scipy.stats:
+bootstrap, ttest_rel, ttest_ind, t, nct).
 """
 import math
 import textwrap
@@ -390,8 +391,8 @@ def markdown(runs: list[dict]) -> list[str]:
         out += ["Verdict:", "", "```", *lines, "```"]
     if several_seeds(configs):
         headers, rows = interval_rows(configs)
-        out += ["", f"{INTERVALS_TITLE}.", "", "| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|",
-                *("| " + " | ".join(row) + " |" for row in rows)]
+        out += ["", f"{INTERVALS_TITLE}.", "", "| " + " | ".join(headers) + " |",
+                "|" + "|".join("---" for _ in headers) + "|", *("| " + " | ".join(row) + " |" for row in rows)]
         if _few_seeds(configs):
             out += ["", COVERAGE[0].upper() + COVERAGE[1:] + "."]
         differences = difference_lines(configs)
