@@ -48,7 +48,7 @@ def checkpoint_lr(state) -> tuple[float, float | None]:
     return float(group["lr"]), float(group["momentum"]) if heavy_ball else None
 
 
-def picked_checkpoints(run_dir: Path, steps: list[int] | None) -> list[tuple[int, Path, float, float]]:
+def picked_checkpoints(run_dir: Path, steps: list[int] | None) -> list[tuple[int, Path, float, float | None]]:
     """(step, path, lr, momentum) of every checkpoint the run kept, or of `steps`; each read back as data
     only before any work, so a corrupt one or a missing step is one line."""
     paths = checkpoint_paths(run_dir)
@@ -65,7 +65,8 @@ def picked_checkpoints(run_dir: Path, steps: list[int] | None) -> list[tuple[int
 def train_mode_losses(model, subset, batch_size: int):
     """(images, loss) per batch of `batch_size` images of the subset, each loss the batch's mean
     cross-entropy weighted by its share of the subset; their sum is the subset's mean loss as training
-    steps of that batch size see it. BN normalizes each batch by its own statistics and keeps none
+    steps of that batch size see it (under torchrun each process normalized its own share of the batch;
+    here the whole batch is one). BN normalizes each batch by its own statistics and keeps none
     (functorch's replacement drops the running statistics), dropout is off."""
     from torch.func import replace_all_batch_norm_modules_
     replace_all_batch_norm_modules_(model)
