@@ -30,6 +30,8 @@ COMMANDS = {
                   "checkpoints, vs 2/lr: resexp curvature RUN [RUN ...]"),
     "paths": ("explain.paths", "main", "gradient carried by paths of each length through a trained ResNet: "
               "resexp paths RUN"),
+    "signal": ("explain.signal", "main", "each block's output mean and variance, and the input-output Jacobian's "
+               "singular values, at init (train's overrides)"),
     "status": ("report.overview", "main", "the runs under a directory: state, step/total, errors, age; dead ones "
                "marked: resexp status [DIR]"),
 }

@@ -47,8 +47,15 @@ def side_by_side(jobs_per_gpu) -> int:
 def register() -> None:
     """What Hydra needs from resexp before it composes anything (called by resexp.conf, the config package
     Hydra loads): the resolvers of run names and presets, and one `model` group option per model family,
-    made from its options record (conf/model/*.yaml hold presets only)."""
+    made from its options record (conf/model/*.yaml hold presets only); and resexp's launcher plugin, which
+    Hydra's scan of `hydra_plugins` finds in a wheel but not through an editable install's import hook."""
     from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+    try:
+        from hydra_plugins.resexp_launcher.parallel import ParallelLauncher
+        Plugins.instance().register(ParallelLauncher)
+    except ImportError:  # an install older than the plugin: sweep.check_launcher names the fix if it is asked for
+        pass
 
     resolvers = {"first_dir": first_dir, "run_tag": names.run_tag, "run_name": names.run_name,
                  "default_depth": family_depth, "side_by_side": side_by_side}

@@ -20,7 +20,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from . import config as _config
 from .errors import UserError
 from .files import check_writable
-from .models import families_with
+from .models import families_with, model_options
 from .track.mlflow import check_installed
 
 
@@ -205,8 +205,16 @@ def _plugin_hint(overrides) -> str:
 
 
 def _check_launcher(cfg) -> None:
-    """The SLURM launcher (submitit) needs SLURM's commands, which only a cluster's machines have."""
-    if str(cfg.hydra.launcher.get("_target_", "")).endswith(".SlurmLauncher") and not shutil.which("srun"):
+    """The SLURM launcher (submitit) needs SLURM's commands, which only a cluster's machines have; resexp's
+    own launcher plugin needs an install that has it (one made before it was added does not)."""
+    target = str(cfg.hydra.launcher.get("_target_", ""))
+    if target.startswith("hydra_plugins.resexp_launcher."):
+        try:
+            import hydra_plugins.resexp_launcher.parallel  # noqa: F401
+        except ImportError:
+            raise UserError("hydra/launcher=parallel is a plugin of resexp that this install lacks; install resexp "
+                            "again (pip install -e . in its folder)") from None
+    if target.endswith(".SlurmLauncher") and not shutil.which("srun"):
         raise UserError("hydra/launcher=slurm submits each job to SLURM, whose commands (srun) this machine does not have; "
                         "run the sweep on the cluster's login node, or drop hydra/launcher=slurm")
 
@@ -248,3 +256,28 @@ def _static_part(directory: str) -> str:
     """The part of an output directory's pattern before its first interpolation (`runs/` of
     `runs/${now:...}/...`): where every run of that pattern is created."""
     return str(Path(directory.split("${")[0] + "x").parent)
+
+
+# Images an epoch, for ordering jobs given in epochs whose dataset does not say its size (Fashion-MNIST,
+# CIFAR): only the ratio between a sweep's jobs matters, and they mostly share their dataset.
+EPOCH_IMAGES = 50_000
+
+
+def job_cost(cfg) -> float:
+    """About how much work a composed job is: the images it trains on times its net's multiply-adds per
+    image, counted on the meta device (no weights, no data). The parallel launcher starts the costliest
+    jobs first, so the last job to finish is not a deep net started late."""
+    from .data import input_shape
+    from .models.footprint import footprint
+    channels, side, _, classes = input_shape(cfg.dataset)
+    fp = footprint(cfg.model.name, cfg.depth, tuple(sorted(model_options(cfg.model).items())),
+                   channels, side, classes)
+    t = cfg.trainer
+    images = t.steps * t.batch_size if t.steps else t.epochs * cfg.dataset.get("train_size", EPOCH_IMAGES)
+    return float(images) * fp.multiply_adds
+
+
+def longest_first(costs: list[float]) -> list[int]:
+    """Job indices, the costliest first (ties in sweep order): with k jobs at once, a sweep then ends
+    close to its total work / k instead of waiting on a deep net that started last."""
+    return sorted(range(len(costs)), key=lambda i: -costs[i])

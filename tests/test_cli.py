@@ -69,6 +69,41 @@ def test_parallel_sweep_shares_the_cores(tmp_path, resexp_cli):
         assert status["modes"]["side_by_side"] == f"2 jobs at once, {threads} thread{'s' * (threads > 1)} each"
 
 
+def test_the_parallel_launcher_starts_the_costliest_jobs_first_and_keeps_their_numbers(tmp_path, resexp_cli):
+    """A sweep listed shallow-first starts its deepest net first (one job at a time here, so the order is
+    the start order); each run keeps the number and name the sweep gives it, and the summary lists all."""
+    result = resexp_cli("train", "-m", *TINY, "model=plain", "depth=8,14,20", "hydra/launcher=parallel",
+                        "hydra.launcher.n_jobs=1", "hydra.sweep.dir=sweep")
+    assert result.returncode == 0, result.stderr
+    dirs = run_dirs(tmp_path / "sweep")
+    assert [d.name for d in dirs] == ["0_plain8", "1_plain14", "2_plain20"]
+    started = sorted(dirs, key=lambda d: (d / "overrides.yaml").stat().st_mtime_ns)
+    assert [d.name for d in started] == ["2_plain20", "1_plain14", "0_plain8"]
+    assert all(json.loads((d / "status.json").read_text())["status"] == "finished" for d in dirs)
+    assert result.stdout.startswith("sweep of 3 jobs, 1 at once on "), result.stdout[:200]
+
+
+def test_job_cost_counts_the_images_trained_on_times_the_nets_multiply_adds():
+    from resexp.sweep import EPOCH_IMAGES, compose_job, hydra_initialized, job_cost, longest_first
+    with hydra_initialized():
+        cost = {o: job_cost(compose_job(o.split())) for o in (
+            "model=resnet depth=20 trainer.steps=10 trainer.batch_size=8",
+            "model=resnet depth=20 trainer.steps=20 trainer.batch_size=8",
+            "model=resnet depth=56 trainer.steps=10 trainer.batch_size=8",
+            "model=resnet depth=20 trainer.steps=10 trainer.batch_size=16",
+            "model=resnet depth=20 trainer.epochs=2 trainer.steps=null dataset.train_size=40",
+            "model=resnet depth=20 dataset=fashion_mnist trainer.epochs=1 trainer.steps=null",
+            f"model=resnet depth=20 dataset=fashion_mnist trainer.steps={EPOCH_IMAGES // 8} trainer.batch_size=8")}
+    short, long_, deep, wide_batch, epochs, fashion_epoch, fashion_steps = cost.values()
+    assert long_ == wide_batch == 2 * short
+    # At 16x16 every 3x3 conv of a stage costs M = 16*16*9*256 multiply-adds but the two that halve the map
+    # (M/2 each) and conv1 (3 input channels: 3M/16): (6n - 2 + 1 + 3/16) M, n = 9 against n = 3.
+    assert deep / short == pytest.approx((53 + 3 / 16) / (17 + 3 / 16), rel=1e-3)
+    assert epochs == short  # 2 epochs of 40 images: 80, as 10 steps of 8
+    assert fashion_epoch == fashion_steps  # a dataset without train_size counts EPOCH_IMAGES an epoch
+    assert longest_first([1.0, 3.0, 2.0, 3.0]) == [1, 3, 2, 0]
+
+
 @pytest.mark.parametrize("override,expected", [
     ("depth=21", "depth=21 is not of the form 6n+2 with n >= 1; nearest valid depths: 20, 26"),
     ("model.activation=swish", "model.activation='swish' is invalid; choose one of: relu, leaky_relu"),

@@ -70,6 +70,17 @@ def test_report_writes_tables_and_figures(sweep, capsys):
     md = (report / "summary.md").read_text()
     assert "| run | family | depth | status |" in md and "9_failed: failed (RuntimeError: out of memory)" in md
     assert "1 failed" in out and "9_failed: failed" in out
+    # One finished seed each: differences without intervals, and the report says why.
+    flat = " ".join(out.split())
+    assert "one seed per configuration: no interval can be given" in flat
+    plain = {r: json.loads((sweep / r / "status.json").read_text())["final_train_error"] for r in ("0_plain8", "2_plain14")}
+    assert (f"plain14 - plain8 train error: {plain['2_plain14'] - plain['0_plain8']:+.2f} points (1 seed each: no interval"
+            " can be given)") in flat
+    differences = {(r["change"], r["baseline"], r["error"]): r for r in _csv(report / "differences.csv")}
+    assert set(differences) == {(c, b, e) for c, b in (("plain14", "plain8"), ("resnet14-A", "resnet8-A"),
+                                                      ("resnet8-A", "plain8"), ("resnet14-A", "plain14"))
+                                for e in ("test", "train")}
+    assert all(r["ci_low"] == "" and r["p"] == "" for r in differences.values())
 
 
 def test_finished_run_has_hparams_in_its_own_event_file(sweep):
@@ -221,6 +232,30 @@ def test_every_run_declares_every_runs_hparams_columns(tmp_path):
     assert {"optimizer.lr", "experiment", "model.shortcut"} <= set(columns)
 
 
+def test_hparams_opens_with_the_columns_that_tell_a_sweeps_runs_apart(tmp_path):
+    """TensorBoard sorts HPARAMS' columns (those declared `differs` first, then by name) and ticks the first
+    five: for degradation_quick's jobs those are what the sweep varies, whichever job it reads first."""
+    import yaml
+    from tensorboard.plugins.hparams.backend_context import _sort_and_reduce_to_hparams_limit
+    from resexp.config import hparam_columns
+    from resexp.sweep import compose_job, hydra_initialized
+    from resexp.track.logger import RunLogger
+    for name, model in (("0_plain8", "model=plain"), ("3_resnet8-A", "model=resnet")):
+        overrides = ["+experiment=degradation_quick", model, "depth=8"]  # what the sweep gives each job
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        with hydra_initialized():
+            cfg = compose_job(overrides)
+        with RunLogger(tmp_path / name) as logger:
+            logger.hparams(cfg, hparam_columns())
+        content = EventAccumulator(str(tmp_path / name)).Reload().PluginTagToContent("hparams")
+        experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+        _sort_and_reduce_to_hparams_limit(experiment)  # as TensorBoard's backend hands them to the page
+        ticked = [h.name for h in experiment.hparam_infos][:5]
+        assert {"model.name", "depth", "experiment"} <= set(ticked), ticked
+        assert not any(c.startswith("dataset.augment") for c in ticked)
+
+
 def test_status_at_80_columns_keeps_every_run_name_on_one_line(sweep, tmp_path, monkeypatch):
     from io import StringIO
     from rich.console import Console
@@ -252,3 +287,43 @@ def test_a_series_names_a_family_option_only_away_from_the_familys_default(tmp_p
                  "model.width=4", "trainer.steps=2", "hydra.sweep.dir=sweep"]) == 0
     series = sorted({r["series"] for r in load_runs([tmp_path / "sweep"])})
     assert series == ["wide_resnet-1", "wide_resnet-1 dropout=0.3", "wide_resnet-2", "wide_resnet-2 dropout=0.3"]
+
+
+def test_a_series_leaves_out_a_model_option_its_family_does_not_take(tmp_path, monkeypatch):
+    """A plain net beside ResNets swept over model.branch_scaling is the series `plain`, not
+    `plain branch_scaling=None`."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "-m", *TINY, "model=resnet", "model.branch_scaling=none,rezero", "trainer.steps=2",
+                 "hydra.sweep.dir=sweep/a_resnet"]) == 0
+    assert main(["train", *TINY, "model=plain", "trainer.steps=2", "hydra.run.dir=sweep/b_plain"]) == 0
+    series = sorted({r["series"] for r in load_runs([tmp_path / "sweep"])})
+    assert series == ["plain", "resnet-A", "resnet-A branch_scaling=rezero"]
+
+
+def test_compare_over_seeds_prints_intervals_and_verdicts(sweep, tmp_path, capsys):
+    """The tiny sweep's plain nets copied as seeds 1 and 2 (train error 1 and 2 points higher each time):
+    every difference is paired by seed, and `compare` prints the intervals and the verdict line that
+    `report` does; --out adds differences.csv and refuses a folder holding one."""
+    runs = []
+    for name in ("0_plain8", "2_plain14"):
+        for seed in (0, 1, 2):
+            run = tmp_path / f"{name}_seed={seed}"
+            shutil.copytree(sweep / name, run, ignore=shutil.ignore_patterns("report"))
+            (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("\nseed: 0\n", f"\nseed: {seed}\n"))
+            status = json.loads((run / "status.json").read_text())
+            status["final_train_error"] += seed * (1 if name == "0_plain8" else 2)
+            (run / "status.json").write_text(json.dumps(status))
+            runs.append(run)
+    assert main(["compare", *map(str, runs), "--out", str(tmp_path / "out")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    train = {name: json.loads((sweep / name / "status.json").read_text())["final_train_error"]
+             for name in ("0_plain8", "2_plain14")}
+    gap = train["2_plain14"] - train["0_plain8"]  # seed by seed: gap, gap + 1, gap + 2
+    assert f"plain14 - plain8 train error: {gap + 1:+.2f} points [{gap:.2f}, {gap + 2:.2f}], p = " in out
+    assert "(3 seeds each, paired)" in out and "Final error over seeds, %: mean [95% bootstrap interval]" in out
+    assert f"│ {train['0_plain8'] + 1:.2f} [{train['0_plain8']:.2f}, {train['0_plain8'] + 2:.2f}]" in out  # plain8's row
+    rows = _csv(tmp_path / "out" / "differences.csv")
+    assert {(r["change"], r["baseline"], r["error"], r["test"]) for r in rows} == {
+        ("plain14", "plain8", "test", ""), ("plain14", "plain8", "train", "paired")}
+    assert main(["compare", *map(str, runs), "--out", str(tmp_path / "out")]) == 2
+    assert "already holds summary.md, summary.csv, runs.csv, differences.csv" in capsys.readouterr().err

@@ -321,6 +321,19 @@ def test_a_job_beside_others_takes_its_share_of_the_cores(monkeypatch):
     assert torch.get_num_threads() == 1
 
 
+@pytest.mark.parametrize("jobs,n_jobs,gpus,line", [
+    (6, 2, 0, "sweep of 6 jobs, 2 at once on 4 CPU cores, 2 threads each, the costliest first"),
+    (6, -1, 0, "sweep of 6 jobs, 4 at once on 4 CPU cores, 1 thread each, the costliest first"),
+    (3, 8, 0, "sweep of 3 jobs, 3 at once on 4 CPU cores, 1 thread each, the costliest first"),
+    (12, 8, 2, "sweep of 12 jobs, 8 at once on 2 GPUs, 4 per GPU, the costliest first"),
+    (1, 1, 1, "sweep of 1 job, 1 at once on 1 GPU, 1 per GPU, the costliest first")])
+def test_a_parallel_sweep_starts_with_how_its_jobs_share_the_machine(monkeypatch, jobs, n_jobs, gpus, line):
+    import os
+    from resexp.train.speed import sweep_split
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})  # 4 cores
+    assert sweep_split(jobs, n_jobs, gpus) == line
+
+
 def test_jobs_per_gpu_must_be_positive(capsys):
     from tests.conftest import refused
     assert "jobs_per_gpu=0 is invalid; it must be a positive integer" in refused(capsys, "train", "jobs_per_gpu=0")

@@ -252,6 +252,17 @@ def test_a_launcher_or_sweeper_that_cannot_run_says_what_to_install_or_do(tmp_pa
     assert not (tmp_path / "runs").exists()
 
 
+def test_an_install_without_resexps_launcher_plugin_says_to_install_again(tmp_path, monkeypatch, capsys):
+    """An editable install made before hydra_plugins/resexp_launcher existed cannot import it."""
+    import sys
+    from tests.conftest import TINY, refused
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "hydra_plugins.resexp_launcher.parallel", None)  # import raises ImportError
+    assert "hydra/launcher=parallel is a plugin of resexp that this install lacks; install resexp again" in refused(
+        capsys, "train", "-m", *TINY, "depth=8,14", "hydra/launcher=parallel")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_bench_names_an_unknown_model_with_the_known_ones(capsys):
     from tests.conftest import refused
     assert "--models=plian is not a known model; did you mean plain?" in refused(capsys, "bench", "--models",

@@ -66,7 +66,7 @@ def build_model(arch="resnet", depth=None, num_classes=10, in_channels=3, **opti
     init = [values.pop(key) for key in ("init", "init_alpha", "init_std")]  # every family's (options.Options)
     zero_init_residual = values.pop("zero_init_residual", False)
     model = FAMILIES[arch].build(depth=depth, num_classes=num_classes, in_channels=in_channels, **values)
-    init_weights(model, *init, zero_init_residual)
+    init_weights(model, *init, zero_init_residual, values.get("branch_scaling") == "fixup")
     return model
 
 

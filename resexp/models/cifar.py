@@ -14,6 +14,7 @@ from functools import partial
 from torch import nn
 
 from .activations import make_activation
+from .branch import BRANCH_SCALING, Bias, BiasedLinear, check_combination, scale_branch
 from .blocks import BasicBlock, PlainBlock, conv3x3, make_stages
 from .bottleneck import EXPANSION, Bottleneck, conv1x1
 from .family import Family, depth_rule
@@ -21,7 +22,7 @@ from .gates import ExclusiveGatedUnit, Gate, ShortcutGatedUnit
 from .norms import make_norm
 from .options import ConvOptions, choice, flag, real
 from .orders import ORDERS, ResidualUnit, after_addition, residual_branch
-from .shortcuts import SHORTCUT_KINDS, SHORTCUTS, Scale, make_shortcut
+from .shortcuts import SHORTCUT_KINDS, SHORTCUTS, make_shortcut
 
 
 def cifar_depth(block: str):
@@ -38,35 +39,38 @@ def _convs(block, in_channels, width, out_channels, stride, skip, groups=1):
                                                           for _ in range(skip - 1)]
 
 
-def make_block(block, in_channels, stage_width, stride, *, norm, activation, skip=2, **residual):
+def make_block(block, in_channels, stage_width, stride, *, norm, activation, skip=2, units=1, **residual):
     """(block module, its output channels) for one block of a stage `stage_width` wide; a residual block
-    takes every option of ResidualOptions (a missing one is a TypeError naming it)."""
+    takes every option of ResidualOptions (a missing one is a TypeError naming it) and the net's number of
+    residual units (what branch_scaling=depth scales by)."""
     if block == "plain":
         if skip == 2:
             return PlainBlock(in_channels, stage_width, stride, norm, activation), stage_width
         convs = _convs(block, in_channels, stage_width, stage_width, stride, skip)
         return residual_branch("relu_before_add", convs, norm, activation), stage_width
     return residual_block(block, in_channels, stage_width, stride, norm=norm, activation=activation, skip=skip,
-                          **residual)
+                          units=units, **residual)
 
 
 def residual_block(block, in_channels, stage_width, stride, *, norm, activation, skip, shortcut, block_order,
-                   shortcut_kind, shortcut_scale, shortcut_dropout, gate_bias, residual_scale, projection_norm):
+                   shortcut_kind, shortcut_scale, shortcut_dropout, gate_bias, residual_scale, projection_norm,
+                   branch_scaling, units):
     """The paper's own blocks (original order, identity-like shortcuts, 2 convs, F unscaled) are the
-    classic classes; every other combination is a unit of orders.py or gates.py around the same convs."""
+    classic classes; every other combination is a unit of orders.py or gates.py around the same convs,
+    F scaled as branch.py says."""
     out_channels = stage_width * (EXPANSION if block == "bottleneck" else 1)
     convs = _convs(block, in_channels, stage_width, out_channels, stride, skip)
     sc = make_shortcut(shortcut, in_channels, out_channels, stride, norm if projection_norm else "none",
                        shortcut_kind, shortcut_scale, shortcut_dropout)
     gated = shortcut_kind in ("exclusive_gating", "shortcut_gating")
-    if block_order == "original" and not gated and residual_scale == 1 and (block == "bottleneck" or skip == 2):
+    classic = not gated and residual_scale == 1 and branch_scaling == "none"
+    if block_order == "original" and classic and (block == "bottleneck" or skip == 2):
         if block == "bottleneck":
             return Bottleneck(in_channels, stage_width, stride, sc, norm, activation), out_channels
         return BasicBlock(in_channels, out_channels, stride, sc, norm, activation), out_channels
-    residual = residual_branch(block_order, convs, norm, activation)
-    if residual_scale != 1:  # F scaled by a constant (He et al. 2016, Table 1: 0.5 with 0.5 on the shortcut)
-        residual.add_module("scale", Scale(residual_scale))
     after = after_addition(block_order, out_channels, norm, activation)
+    residual = scale_branch(residual_branch(block_order, convs, norm, activation), after, branch_scaling,
+                            residual_scale, units)
     if gated:
         unit = ExclusiveGatedUnit if shortcut_kind == "exclusive_gating" else ShortcutGatedUnit
         return unit(residual, sc, Gate(in_channels, out_channels, stride, gate_bias), after), out_channels
@@ -78,17 +82,21 @@ class CifarNet(nn.Module):
                  **block_options):
         super().__init__()
         n = cifar_depth(block)(depth, **block_options)
+        # Fixup (branch.py) has a scalar bias where a norm would be, and one before the classifier.
+        fixup = block_options.get("branch_scaling") == "fixup"
+        norm_layer = (lambda channels: Bias()) if fixup else (lambda channels: make_norm(norm, channels))
         self.conv1 = conv3x3(in_channels, width)
-        self.bn1 = nn.Identity() if preact else make_norm(norm, width)
+        self.bn1 = nn.Identity() if preact else norm_layer(width)
         self.act1 = nn.Identity() if preact else make_activation(activation, width)
         stages, channels = make_stages((n, n, n), width, lambda index, channels, stride: make_block(
-            block, channels, width * 2 ** index, stride, norm=norm, activation=activation, **block_options))
+            block, channels, width * 2 ** index, stride, norm=norm, activation=activation, units=3 * n,
+            **block_options))
         self.stage1, self.stage2, self.stage3 = stages
         # Pre-activation: the last unit's output has not been normalized yet (He et al. 2016, sec. 4.1).
-        self.bn_out = make_norm(norm, channels) if preact else nn.Identity()
+        self.bn_out = norm_layer(channels) if preact else nn.Identity()
         self.act_out = make_activation(activation, channels) if preact else nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(channels, num_classes)
+        self.fc = (BiasedLinear if fixup else nn.Linear)(channels, num_classes)
 
     def forward(self, x):
         x = self.act1(self.bn1(self.conv1(x)))
@@ -128,6 +136,11 @@ class ResidualOptions(ConvOptions):
                                  "2015); false as in the official pre-activation ResNet-164/1001")
     zero_init_residual: bool = flag(False, "the last norm of every residual branch starts at 0, so each block "
                                     "starts as its shortcut (Goyal et al. 2017, sec. 5.1)")
+    branch_scaling: str = choice(**BRANCH_SCALING)
+
+    @staticmethod
+    def combined(values: dict) -> None:
+        check_combination(values)
 
 
 ORDER = dict(default="original", allowed=tuple(ORDERS), doc="where BN and ReLU sit (He et al. 2016, Fig. 4): "
@@ -149,7 +162,7 @@ class BottleneckOptions(ResidualOptions):
     block_order: str = choice(**ORDER)
 
 
-RESIDUAL_VARIANTS = ("block_order", "skip", "shortcut_kind", "residual_scale")
+RESIDUAL_VARIANTS = ("block_order", "skip", "shortcut_kind", "residual_scale", "branch_scaling")
 HE_2015 = "He et al. 2015, sec. 4.2"
 
 PLAIN = Family(partial(CifarNet, "plain"), cifar_depth("plain"), PlainOptions, default_depth=20, source=HE_2015,
@@ -159,4 +172,5 @@ RESNET = Family(partial(CifarNet, "basic"), cifar_depth("basic"), ResNetOptions,
 # ResNet-164 is He et al. 2016's bottleneck net (Tables 2-4).
 RESNET_BOTTLENECK = Family(partial(CifarNet, "bottleneck"), cifar_depth("bottleneck"), BottleneckOptions,
                            default_depth=164, source="He et al. 2016, Identity Mappings, sec. 4",
-                           label="{shortcut}", variants=("block_order", "shortcut_kind", "residual_scale"))
+                           label="{shortcut}",
+                           variants=("block_order", "shortcut_kind", "residual_scale", "branch_scaling"))

@@ -12,7 +12,7 @@ from .shortcuts import SHORTCUTS
 def highway_net(**options):
     """The gate alone scales H, and a projection (shortcut B) keeps its norm, as He et al. 2015's."""
     return CifarNet("basic", block_order="relu_before_add", shortcut_kind="exclusive_gating", residual_scale=1,
-                    projection_norm=True, shortcut_scale=1, shortcut_dropout=0, **options)
+                    branch_scaling="none", projection_norm=True, shortcut_scale=1, shortcut_dropout=0, **options)
 
 
 @dataclass

@@ -10,10 +10,15 @@ and no normalization the signal grows as alpha**depth: the textbook way to make 
 zero_init_residual: the last norm of every residual branch starts at 0 (Goyal et al. 2017, "Accurate,
 Large Minibatch SGD", sec. 5.1), so every residual block starts as its shortcut.
 Gate biases (gates.py) start at their configured value.
+fixup: Zhang et al. 2019, "Fixup Initialization", sec. 3, rules 1-2, after the scheme: every weight layer of
+a residual branch but its last scaled by L^(-1/(2m-2)) (L residual units in the net, m weight layers in
+the branch), the last at 0, and the classifier (the last weight layer on the main path) at 0. Its
+multipliers and scalar biases (rule 3, branch.py) start at 1 and 0 when they are made.
 """
 from torch import nn
 
 from .norms import NORM_LAYERS
+from .parts import WEIGHTED, side_paths, weighted_layers
 from .residual import Residual
 
 
@@ -40,8 +45,26 @@ def _init_weight(m: nn.Module, scheme: str, alpha: float, std: float) -> None:
         nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
 
 
+def fixup(model: nn.Module) -> None:
+    """Zhang et al. 2019's rules 1-2 on an initialised net (module docstring); units and branches found by type."""
+    side = side_paths(model)  # shortcuts (projections) and gates are not in a branch
+    units = [m for m in model.modules() if isinstance(m, Residual)]
+    for unit in units:
+        last = unit.residual_end()
+        layers = [m for m in unit.modules() if isinstance(m, WEIGHTED) and id(m) not in side and m is not last]
+        if layers:  # m = len(layers) + 1 >= 2
+            factor = len(units) ** (-1 / (2 * (len(layers) + 1) - 2))
+            for layer in layers:
+                layer.weight.data.mul_(factor)
+        nn.init.zeros_(last.weight)
+    _, classifier = weighted_layers(model)[-1]
+    nn.init.zeros_(classifier.weight)
+    if classifier.bias is not None:
+        nn.init.zeros_(classifier.bias)
+
+
 def init_weights(model: nn.Module, scheme: str = "kaiming_normal", alpha: float = 1.0, std: float = 0.01,
-                 zero_init_residual: bool = False) -> None:
+                 zero_init_residual: bool = False, fixup_init: bool = False) -> None:
     if scheme not in INITS:
         raise ValueError(f"unknown init {scheme!r}; choose one of: {', '.join(INITS)}")
     if next(model.parameters()).is_meta:  # a model built only to be counted has no values to set
@@ -58,3 +81,5 @@ def init_weights(model: nn.Module, scheme: str = "kaiming_normal", alpha: float 
         for m in model.modules():
             if isinstance(m, Residual):
                 nn.init.zeros_(m.residual_end().weight)
+    if fixup_init:
+        fixup(model)

@@ -74,6 +74,11 @@ class Options:
     init_std: float = real(0.01, "std of the normal init (Simonyan and Zisserman 2015, sec. 3.1: 0.01)", low=0,
                            low_open=True)
 
+    @staticmethod
+    def combined(values: dict) -> None:
+        """A ValueError naming a combination of the record's options that makes no sense (each value is
+        already allowed alone); a record with such rules overrides this."""
+
 
 @dataclass
 class ConvOptions(Options):
@@ -95,7 +100,8 @@ def defaults(record) -> dict:
 
 def check(record, arch: str, values: dict, users) -> dict:
     """`values` completed with the record's defaults; a ValueError naming the first key that is not an option
-    of `arch` (with `users(key)`, the families that take it) or whose value is not allowed."""
+    of `arch` (with `users(key)`, the families that take it) or whose value is not allowed, or a combination
+    the record refuses (its `combined`)."""
     fields = option_fields(record)
     for key, value in values.items():
         if key not in fields:
@@ -107,4 +113,6 @@ def check(record, arch: str, values: dict, users) -> dict:
         meta = fields[key].metadata
         if not meta["test"](value):
             raise ValueError(f"model.{key}={value!r} is invalid; {meta['allowed']}")
-    return {**defaults(record), **values}
+    values = {**defaults(record), **values}
+    record.combined(values)
+    return values

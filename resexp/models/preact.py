@@ -43,4 +43,5 @@ def preact_default_depth(block="basic", **_) -> int:
 
 PREACT_RESNET = Family(preact_net, preact_depth, PreactOptions, default_depth=preact_default_depth,
                        source="He et al. 2016, Identity Mappings, Tables 2-4", label=preact_label,
-                       label_keys=("block", "shortcut"), variants=("block", "skip", "shortcut_kind", "residual_scale"))
+                       label_keys=("block", "shortcut"),
+                       variants=("block", "skip", "shortcut_kind", "residual_scale", "branch_scaling"))

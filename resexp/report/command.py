@@ -5,11 +5,11 @@ from ..args import Parser
 from ..frames import runs_table
 from ..files import check_new_files, check_writable, make_dir
 from ..console import console
-from . import figures, tables
+from . import figures, stats, tables
 from .runs import load_runs
 
 REPORT_DIR = "report"
-TABLES = ("summary.md", "summary.csv", "runs.csv")
+TABLES = ("summary.md", "summary.csv", "runs.csv", "differences.csv")
 # Every file `report` writes (degradation.png may run to degradation_2.png, ...): a --out folder holding one
 # of them is refused, so that no file there is replaced; RUN/report/ is resexp's own, rewritten each time.
 REPORT_FILES = (*TABLES, "degradation*.png", "depth.png", "grad_norms.png", "responses.png")
@@ -18,7 +18,8 @@ REPORT_FILES = (*TABLES, "degradation*.png", "depth.png", "grad_norms.png", "res
 def _parse(prog: str, args, **path_kwargs):
     parser = Parser(prog)
     parser.add_argument("paths", metavar="PATH", **path_kwargs)
-    parser.add_argument("--out", metavar="DIR", help="also write summary.md, summary.csv and runs.csv to DIR")
+    parser.add_argument("--out", metavar="DIR",
+                        help="also write summary.md, summary.csv, runs.csv and differences.csv to DIR")
     return parser.parse_args(args)
 
 
@@ -27,6 +28,7 @@ def _write_tables(runs, out: Path, root: Path, title: str) -> None:
     tables.write_markdown(runs, out / "summary.md", title)
     tables.write_csv(runs, out / "summary.csv")
     runs_table(runs, root).to_csv(out / "runs.csv", index=False)  # resexp.load_runs(root)'s table
+    tables.write_differences(runs, out / "differences.csv")
 
 
 def report(args) -> int:
@@ -45,7 +47,8 @@ def report(args) -> int:
     figures.grad_norms(runs, out / "grad_norms.png")
     drew_responses = figures.responses(runs, out / "responses.png")
     tables.print_table(runs, title)
-    console.print(f"wrote {out}/: summary.md summary.csv runs.csv {' '.join(p.name for p in pages)} depth.png grad_norms.png"
+    stats.print_statistics(runs, console)
+    console.print(f"wrote {out}/: summary.md summary.csv runs.csv differences.csv {' '.join(p.name for p in pages)} depth.png grad_norms.png"
                   + (" responses.png" if drew_responses else ""), highlight=False, soft_wrap=True)
     return 0
 
@@ -56,7 +59,8 @@ def compare(args) -> int:
         check_new_files("--out", opts.out, TABLES)
     runs = load_runs(opts.paths)
     tables.print_table(runs, "compare")
+    stats.print_statistics(runs, console)
     if opts.out:
         _write_tables(runs, Path(opts.out), Path.cwd(), "compare")
-        console.print(f"wrote {opts.out}/: summary.md summary.csv runs.csv", highlight=False, soft_wrap=True)
+        console.print(f"wrote {opts.out}/: summary.md summary.csv runs.csv differences.csv", highlight=False, soft_wrap=True)
     return 0

@@ -16,6 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from .stats import interval, intervals  # noqa: E402
+
 DPI = 150
 SIZE = (12, 4.5)  # inches: 1800 x 675 pixels at DPI; degradation.png adds ROW_HEIGHT per row of panels
 ROW_HEIGHT = 3.5  # inches
@@ -64,7 +66,7 @@ def _by_depth(runs: list[dict]) -> dict:
 
 def _mean_band(ax, runs: list[dict], key: str, style: str, **line) -> None:
     """One line for the runs (the seeds of a configuration) at the steps all of them logged: their mean,
-    with a band of ± one standard deviation when there are several."""
+    with its 95% bootstrap interval as a band when there are several (the report's intervals, stats.py)."""
     rows = [{m["step"]: m[key] for m in r["metrics"] if m.get(key) is not None} for r in runs if r["metrics"]]
     steps = sorted(set.intersection(*(set(row) for row in rows))) if rows else []
     if not steps:
@@ -72,9 +74,8 @@ def _mean_band(ax, runs: list[dict], key: str, style: str, **line) -> None:
     mean = [statistics.mean(row[s] for row in rows) for s in steps]
     ax.plot(steps, mean, style, marker="o" if len(steps) == 1 else None, **line)
     if len(rows) > 1:
-        std = [statistics.stdev(row[s] for row in rows) for s in steps]
-        ax.fill_between(steps, [m - d for m, d in zip(mean, std)], [m + d for m, d in zip(mean, std)],
-                        color=line["color"], alpha=0.15, linewidth=0)
+        low, high = intervals([[row[s] for row in rows] for s in steps])
+        ax.fill_between(steps, low, high, color=line["color"], alpha=0.15, linewidth=0)
 
 
 def degradation(runs: list[dict], path: Path) -> list[Path]:
@@ -108,7 +109,7 @@ def degradation(runs: list[dict], path: Path) -> list[Path]:
         seeds = any(len(seeds) > 1 for panel in page
                     for seeds in _by_depth([r for r in runs if r["series"] == panel]).values())
         fig.suptitle(f"Training (dashed) and test (bold) error vs iteration{part}"
-                     + ("; bands: ± std over seeds" if seeds else ""))
+                     + ("; bands: 95% interval of the mean over seeds" if seeds else ""))
         _save(fig, out)
     for stale in path.parent.glob(f"{path.stem}_*{path.suffix}"):  # pages of an earlier, larger report
         if stale not in paths:
@@ -117,8 +118,8 @@ def degradation(runs: list[dict], path: Path) -> list[Path]:
 
 
 def depth(runs: list[dict], path: Path) -> None:
-    """Final error vs depth, mean over the finished seeds with a ± std band: test solid, train dashed,
-    one colour per series."""
+    """Final error vs depth, mean over the finished seeds with its 95% bootstrap interval as a band (the
+    report's intervals): test solid, train dashed, one colour per series."""
     fig, ax = plt.subplots(figsize=SIZE, layout="constrained")
     handles = []
     names = _series(runs)
@@ -133,9 +134,9 @@ def depth(runs: list[dict], path: Path) -> None:
             values = [[r[key] for r in done if r["depth"] == d and r.get(key) is not None] for d in depths]
             means = [statistics.mean(v) if v else math.nan for v in values]
             ax.plot(depths, means, style, color=colour, linewidth=width, markersize=5)
-            std = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
-            if any(std):
-                ax.fill_between(depths, [m - d for m, d in zip(means, std)], [m + d for m, d in zip(means, std)],
+            bands = [interval(v) or (m, m) for v, m in zip(values, means)]
+            if any(len(v) > 1 for v in values):
+                ax.fill_between(depths, [lo for lo, _ in bands], [hi for _, hi in bands],
                                 color=colour, alpha=0.15, linewidth=0)
         handles.append(Line2D([], [], color=colour, marker="o", linewidth=2, label=textwrap.fill(name, LEGEND_WIDTH)))
     depths = sorted({r["depth"] for r in runs if isinstance(r["depth"], int)})
@@ -146,7 +147,7 @@ def depth(runs: list[dict], path: Path) -> None:
     seeds = any(len(v) > 1 for name in _series(runs)
                 for v in _by_depth([r for r in runs if r["series"] == name and r["status"] == "finished"]).values())
     ax.set_title("Final test (solid) and training (dashed) error vs depth"
-                 + ("; mean over seeds, band ± std" if seeds else ""))
+                 + ("; mean over seeds, band: its 95% interval" if seeds else ""))
     ax.grid(alpha=0.3)
     _legend(fig, handles[:LEGEND_ENTRIES], title="series", fontsize="small")
     _save(fig, path)

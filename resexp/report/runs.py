@@ -82,6 +82,8 @@ def _family_default(config: dict, key: str, otherwise: str) -> str:
     from ..models import FAMILIES, defaults
     name, option = config.get("model.name"), key.removeprefix("model.")
     own = defaults(name) if name in FAMILIES and key.startswith("model.") else {}
+    if name in FAMILIES and key.startswith("model.") and option not in own:
+        return repr(config.get(key))  # not an option of its family: nothing to name
     return repr(own[option]) if option in own else otherwise
 
 

@@ -18,6 +18,7 @@ from ..paper import FAIL, FAIL_MEANS
 from ..console import console
 from ..track.status import reached_step
 from .runs import configurations
+from .stats import interval, markdown as seeds_markdown
 
 STYLES = {"finished": "green", "diverged": "yellow", "failed": "red", "interrupted": "magenta", "running": "cyan"}
 # Columns a narrow terminal drops first, in this order; the run, family, depth, swept keys, status and the
@@ -44,6 +45,15 @@ def _std(values):
     return statistics.stdev(values) if len(values) > 1 else None
 
 
+def _intervals(done: list[dict]) -> dict:
+    """test_error_ci_low, ..._high, train_error_ci_...: 95% bootstrap interval of the mean (stats.py)."""
+    out = {}
+    for key in ("test_error", "train_error"):
+        ci = interval(r.get(f"final_{key}") for r in done)
+        out[f"{key}_ci_low"], out[f"{key}_ci_high"] = ci or (None, None)
+    return out
+
+
 def _status(group) -> str:
     counts = Counter(r["status"] for r in group)
     if len(counts) == 1 and len(group) == 1:
@@ -68,6 +78,7 @@ def configuration_rows(runs: list[dict]) -> tuple[list[str], list[dict]]:
             "test_error_mean": mean_test, "test_error_std": _std(test),
             "train_error_mean": _mean(r.get("final_train_error") for r in done),
             "train_error_std": _std([r.get("final_train_error") for r in done]),
+            **_intervals(done),
             "val_error_mean": _mean(r.get("final_val_error") for r in done),
             "best_test_error": _mean(r.get("best_test_error") for r in done),
             "parameters": next((r["parameters"] for r in group if r.get("parameters") is not None), None),
@@ -245,6 +256,7 @@ def write_markdown(runs: list[dict], path: Path, title: str) -> None:
     cited = reference_lines(runs)
     if cited:
         lines += ["", *(f"- {line}" for line in cited)]
+    lines += seeds_markdown(runs)
     issues = problems(runs)
     if issues:
         lines += ["", "## Runs that did not finish", "", *(f"- {line}" for line in issues)]
@@ -262,3 +274,11 @@ def write_csv(runs: list[dict], path: Path) -> None:
     """summary.csv: one row per configuration, raw numbers (errors in %, seconds, parameter count)."""
     _, rows = configuration_rows(runs)
     _write_csv(path, list(rows[0]), rows)
+
+
+def write_differences(runs: list[dict], path: Path) -> None:
+    """differences.csv: one row per compared pair of configurations and error (stats.py), raw numbers."""
+    from .stats import configurations as seeded, difference_records
+    fields = ["change", "baseline", "error", "difference", "ci_low", "ci_high", "p", "test", "seeds_change",
+              "seeds_baseline", "seeds_needed"]
+    _write_csv(path, fields, difference_records(seeded(runs)))

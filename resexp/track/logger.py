@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
+from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.plugins.hparams.summary_v2 import HParam, Metric, hparams_config_pb
 from torch.utils.tensorboard.summary import hparams
 
@@ -84,6 +85,7 @@ class RunLogger:
         values = identifying_hparams(flat, _overrides(self.run_dir))
         declared = dict.fromkeys([*identifying(), *columns, *values])
         experiment = hparams_config_pb([HParam(name) for name in declared], [Metric(tag) for tag in metrics])
+        _mark_first(experiment, set(values))
         _, session_start, session_end = hparams(values, dict.fromkeys(metrics))
         for summary in (experiment, session_start, session_end):
             self.writer.file_writer.add_summary(summary)
@@ -101,6 +103,18 @@ class RunLogger:
 
 
 HPARAMS_METRICS = ("test/error", "train/error")
+
+
+def _mark_first(experiment, keys: set) -> None:
+    """TensorBoard lists HPARAMS' columns with those declared `differs` first, each part by name, and
+    ticks the first five: declare so the keys this run has a value for (model.name, depth, its label's
+    options, dataset.name, seed, what was overridden), so the columns that open ticked are those that tell
+    a sweep's runs apart, not the first five of the alphabet (`dataset.augment.*`)."""
+    value = experiment.value[0]
+    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in keys
+    value.metadata.plugin_data.content = data.SerializeToString()
 def identifying() -> tuple[str, ...]:
     """Always in HPARAMS, first: model, depth, every option a family's label shows (models.Family.shown:
     model.shortcut, model.widen, ...), dataset, seed; then every overridden key. The rest of the config is

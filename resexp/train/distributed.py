@@ -45,8 +45,12 @@ def jobs_at_once() -> int:
     from omegaconf import OmegaConf
     if not HydraConfig.initialized() or world_size() > 1:
         return 1
-    n = OmegaConf.select(HydraConfig.get(), "launcher.n_jobs", default=1)
-    return cores() if n == -1 else max(1, int(n or 1))  # joblib: -1 is every core
+    return at_once(OmegaConf.select(HydraConfig.get(), "launcher.n_jobs", default=1))
+
+
+def at_once(n_jobs) -> int:
+    """Jobs at once for a launcher's n_jobs (joblib's -1: one per core)."""
+    return cores() if n_jobs == -1 else max(1, int(n_jobs or 1))
 
 
 def setup() -> None:

@@ -108,6 +108,18 @@ def share_cores(jobs: int) -> None:
         torch.set_num_threads(max(1, distributed.cores() // jobs))
 
 
+def sweep_split(jobs: int, at_once: int, gpus: int) -> str:
+    """The line a parallel sweep starts with: how its jobs share this machine (as share_cores and
+    distributed.resolve_device will give each job its threads or its GPU)."""
+    at_once = min(distributed.at_once(at_once), jobs)
+    if gpus:
+        where = f"{gpus} GPU{'s' * (gpus > 1)}, {-(-at_once // gpus)} per GPU"
+    else:
+        threads = max(1, distributed.cores() // at_once) if at_once > 1 else torch.get_num_threads()
+        where = f"{distributed.cores()} CPU cores, {threads} thread{'s' * (threads > 1)} each"
+    return f"sweep of {jobs} job{'s' * (jobs > 1)}, {at_once} at once on {where}, the costliest first"
+
+
 def set_determinism(deterministic: bool, device: torch.device) -> None:
     """`deterministic=true`: bit-identical runs (and resumes) on a GPU too, at the cost of cudnn's fastest
     algorithms. Otherwise cudnn.benchmark picks the fastest convolution algorithm for each shape."""
