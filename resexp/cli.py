@@ -26,6 +26,8 @@ COMMANDS = {
                "[RUN ...]"),
     "landscape": ("explain.landscape", "main", "training loss of trained runs on a random plane of weights: "
                   "resexp landscape RUN [RUN ...]"),
+    "curvature": ("explain.curvature", "main", "training loss's Hessian top eigenvalue and trace at trained runs' "
+                  "checkpoints, vs 2/lr: resexp curvature RUN [RUN ...]"),
     "paths": ("explain.paths", "main", "gradient carried by paths of each length through a trained ResNet: "
               "resexp paths RUN"),
     "signal": ("explain.signal", "main", "each block's output mean and variance, and the input-output Jacobian's "
