@@ -7,6 +7,7 @@ from resexp.cli import main
 from resexp.train.graphs import EmulatedGraphs
 
 
+@pytest.mark.slow  # ~10 s: every check, each training a few steps
 def test_doctor_runs_the_checks_and_writes_json(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     out = tmp_path / "doctor.json"

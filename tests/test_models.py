@@ -106,6 +106,7 @@ def contribute_family(tmp_path) -> Path:
     return copy
 
 
+@pytest.mark.slow  # ~25 s: a copy of the repository, its install and the per-family tests there
 def test_a_new_family_is_one_module_and_one_registry_line(tmp_path):
     """The suite's per-family tests (parametrized over the registry) take the new family with no edit:
     its layer count, smallest net, config group option, determinism, filter-normalized directions,
