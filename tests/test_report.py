@@ -209,6 +209,25 @@ def test_many_mixed_runs_stay_readable_at_80_columns(sweep, tmp_path):
             assert image.size[0] == 1800 and image.size[1] <= 2250
 
 
+def test_a_panel_whose_runs_logged_no_finite_error_says_why(sweep, tmp_path, monkeypatch):
+    """A net that diverged at its first step has no curve: its panel names the run and the step instead of
+    standing empty beside the others."""
+    import matplotlib.pyplot as plt
+    from resexp.report import figures
+    from resexp.report.runs import load_runs
+    diverged = tmp_path / "9_resnet8-A_norm=none"
+    shutil.copytree(sweep / "1_resnet8-A", diverged, ignore=shutil.ignore_patterns("report"))
+    (diverged / "metrics.jsonl").write_text("")
+    (diverged / "status.json").write_text(json.dumps({"status": "diverged", "step": 1}))
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: (drawn.append(fig), plt.close(fig)))
+    figures.degradation(load_runs([sweep / "0_plain8", diverged]), tmp_path / "degradation.png")
+    texts = {ax.get_title(): [t.get_text() for t in ax.texts] for ax in drawn[0].axes if ax.get_visible()}
+    assert texts["plain"] == []
+    assert [" ".join(t.split()) for t in texts["resnet-A"]] == [
+        "9_resnet8-A_norm=none: diverged at step 1; no finite error logged"]
+
+
 def _hparams(run):
     content = EventAccumulator(str(run)).Reload().PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment

@@ -78,6 +78,15 @@ def _mean_band(ax, runs: list[dict], key: str, style: str, **line) -> None:
         ax.fill_between(steps, low, high, color=line["color"], alpha=0.15, linewidth=0)
 
 
+def _say_why_empty(ax, runs: list[dict]) -> None:
+    """A panel with no curve says why (a net that diverged at its first step logged no finite error),
+    instead of an empty frame that reads like a broken figure."""
+    why = [f"{r['run']}: {r['status']}" + (f" at step {r['step']}" if r.get("step") else "") for r in runs]
+    ax.text(0.5, 0.5, textwrap.fill("; ".join(why) + "; no finite error logged", 30), transform=ax.transAxes,
+            ha="center", va="center", fontsize="medium", color="0.3")
+    ax.set_xticks([])
+
+
 def degradation(runs: list[dict], path: Path) -> list[Path]:
     """He et al. 2015, Fig. 6: one panel per series, at most PANELS per file (degradation.png, then
     degradation_2.png, ...), so a report of many kinds of runs stays readable. Returns the files."""
@@ -95,6 +104,8 @@ def degradation(runs: list[dict], path: Path) -> list[Path]:
             for d, seeds in _by_depth([r for r in runs if r["series"] == panel]).items():
                 _mean_band(ax, seeds, "train_error", "--", color=colours[d], linewidth=0.9, markersize=3)
                 _mean_band(ax, seeds, "test_error", "-", color=colours[d], linewidth=2.2, markersize=5)
+            if not ax.lines:
+                _say_why_empty(ax, [r for r in runs if r["series"] == panel])
             ax.set_title(_title(panel), fontsize="medium")
             ax.set_xlabel("iteration")
             ax.grid(alpha=0.3)
