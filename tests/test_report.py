@@ -315,8 +315,12 @@ def test_a_series_leaves_out_a_model_option_its_family_does_not_take(tmp_path, m
     assert main(["train", "-m", *TINY, "model=resnet", "model.branch_scaling=none,rezero", "trainer.steps=2",
                  "hydra.sweep.dir=sweep/a_resnet"]) == 0
     assert main(["train", *TINY, "model=plain", "trainer.steps=2", "hydra.run.dir=sweep/b_plain"]) == 0
-    series = sorted({r["series"] for r in load_runs([tmp_path / "sweep"])})
-    assert series == ["plain", "resnet-A", "resnet-A branch_scaling=rezero"]
+    runs = load_runs([tmp_path / "sweep"])
+    assert sorted({r["series"] for r in runs}) == ["plain", "resnet-A", "resnet-A branch_scaling=rezero"]
+    from resexp.report.tables import display_rows
+    headers, rows = display_rows(runs)  # and the table's cell for a key the family has not: "-"
+    cells = sorted((row[1], row[headers.index("branch_scaling")]) for row in rows)
+    assert cells == [("plain", "-"), ("resnet-A", "none"), ("resnet-A", "rezero")], cells
 
 
 def test_compare_over_seeds_prints_intervals_and_verdicts(sweep, tmp_path, capsys):

@@ -139,7 +139,8 @@ def display_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
                *(["val %"] if val else []), "best test %", "params", *(["paper %", "diff"] if paper else []), "time s"]
     out = []
     for row, group in zip(rows, groups):
-        out.append([row["run"], row["family"], str(row["depth"]), *(str(row[k]) for k in extra), row["status"],
+        out.append([row["run"], row["family"], str(row["depth"]), *("-" if row[k] is None else str(row[k]) for k in extra),
+                    row["status"],
                     _over_seeds(group, "final_test_error"), _over_seeds(group, "final_train_error"),
                     *([_over_seeds(group, "final_val_error")] if val else []),
                     _fmt(row["best_test_error"]),
