@@ -13,7 +13,7 @@ from rich.table import Table
 from torch import nn
 
 from ..console import console
-from .nets import CPU, Datasets, nets, output_dir, parse_args, parser, save
+from .nets import CPU, Datasets, finite, nets, output_dir, parse_args, parser, save
 
 FILES = ("gradients.png", "gradients.json")
 
@@ -89,12 +89,6 @@ def figure(results, path) -> None:
     plt.close(fig)
 
 
-def _finite(value):
-    """JSON has no inf or NaN: they become null."""
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value if not isinstance(value, float) or math.isfinite(value) else None
-
 
 def main(args) -> int:
     p = parser("gradients", __doc__.splitlines()[0])
@@ -106,7 +100,7 @@ def main(args) -> int:
     out = output_dir(opts.out, "gradients", FILES)
     datasets = Datasets()
     results = [{"net": label, **gradients_at_init(cfg, datasets(cfg.dataset))} for label, cfg in jobs]
-    text = save(out, [{k: _finite(v) for k, v in r.items()} for r in results], FILES,
+    text = save(out, [finite(r) for r in results], FILES,
                 lambda folder: figure(results, folder / FILES[0]))
     if opts.json:
         print(text)

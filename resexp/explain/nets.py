@@ -2,6 +2,7 @@
 directories), one validated config and label per net of a sweep, a trained run's config and weights,
 the dataset each needs (loaded once, on the CPU), and a fresh output directory."""
 import json
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -182,3 +183,12 @@ def save(out: Path, results, files: tuple[str, ...], draw) -> str:
     text = json.dumps(results, indent=1)
     write_text(out / files[-1], text + "\n")
     return text
+
+
+def finite(value):
+    """`value` for JSON, which has no inf or NaN: each of them, however deep in dicts and lists, is null."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value if not isinstance(value, float) or math.isfinite(value) else None

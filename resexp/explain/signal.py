@@ -26,7 +26,7 @@ from torch import nn
 from ..console import console
 from ..errors import UserError
 from ..models.parts import WEIGHTED, main_path
-from .nets import CPU, Datasets, nets, output_dir, parse_args, parser, save
+from .nets import CPU, Datasets, finite, nets, output_dir, parse_args, parser, save
 
 FILES = ("signal.png", "signal.json")
 JACOBIAN_IMAGES = 4  # default --jacobian-images: 4 x 768 singular values per stage on the embedded dataset
@@ -262,14 +262,6 @@ def figure(results, path) -> None:
     plt.close(fig)
 
 
-def _finite(value):
-    """JSON has no inf or NaN: they become null."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value if not isinstance(value, float) or math.isfinite(value) else None
-
 
 def main(args) -> int:
     p = parser("signal", __doc__.splitlines()[0])
@@ -304,7 +296,7 @@ def main(args) -> int:
                             f"dataset; give --images {size} or fewer")
     results = [{"net": label, **measure(cfg, datasets(cfg.dataset), images, opts.jacobian_images)}
                for label, cfg, images in plans]
-    text = save(out, [{k: _finite(v) for k, v in r.items()} for r in results], FILES,
+    text = save(out, [finite(r) for r in results], FILES,
                 lambda folder: figure(results, folder / FILES[0]))
     if opts.json:
         print(text)
