@@ -89,7 +89,6 @@ def figure(results, path) -> None:
     plt.close(fig)
 
 
-
 def main(args) -> int:
     p = parser("gradients", __doc__.splitlines()[0])
     p.add_argument("--out", metavar="DIR", help="where gradients.png and gradients.json go "

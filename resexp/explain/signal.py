@@ -262,7 +262,6 @@ def figure(results, path) -> None:
     plt.close(fig)
 
 
-
 def main(args) -> int:
     p = parser("signal", __doc__.splitlines()[0])
     p.add_argument("--images", type=int, metavar="N", help="training images in the batch (default: the "
