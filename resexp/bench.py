@@ -2,8 +2,12 @@
 forward, backward, optimizer, sums, divergence flag, gradient norms, a log read every trainer.log_every
 steps) timed in each speed mode, with the hours the paper's CIFAR presets would take at that speed."""
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from rich.table import Table
@@ -14,6 +18,7 @@ from .files import check_writable, write_text
 from .sweep import compose_job, sweep_jobs
 from .config import check_group_option, validate
 from .console import console
+from .track.status import STATUS_FILE, read_status
 from .train.cuda import device_names
 
 # mode name -> trainer overrides. A mode is "<eager|graph|graph+compile>-<fp32|bf16>[-cl]" (cl: channels_last).
@@ -125,6 +130,29 @@ def project_hours(preset: str, seconds: dict, batch: int, side: int) -> float | 
     return total / 3600
 
 
+def jobs_at_once(folder: Path, jobs: int, overrides: list[str], steps: int, batch: int, cuda: bool) -> float:
+    """Images/s in all of `jobs` whole `resexp train` processes started together by hydra/launcher=parallel
+    (seeds 0 to jobs-1; on the CPU each with its share of the cores, on CUDA all on the first GPU), start-up
+    included, each training `steps` steps of `batch` images; `jobs` = 1: one process alone. A RuntimeError
+    naming the exit code and the last line when a job does not finish."""
+    sweep = folder / f"jobs{jobs}"
+    side_by_side = ["hydra/launcher=parallel", f"hydra.launcher.n_jobs={jobs}"] if jobs > 1 else []
+    args = [sys.executable, "-m", "resexp", "train", "-m", *overrides, f"trainer.steps={steps}",
+            f"trainer.log_every={steps}", f"trainer.eval_every={steps}", *side_by_side,
+            f"seed={','.join(map(str, range(jobs)))}", f"hydra.sweep.dir={sweep}"]
+    env = dict(os.environ)
+    if cuda:  # one GPU: the jobs share it, as jobs_per_gpu does on a machine of one
+        env["CUDA_VISIBLE_DEVICES"] = env.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
+    started = time.perf_counter()
+    result = subprocess.run(args, capture_output=True, text=True, timeout=3600, cwd=folder, env=env)
+    seconds = time.perf_counter() - started
+    finished = [read_status(p.parent) for p in sweep.glob(f"*/{STATUS_FILE}")]
+    if result.returncode or [s.get("status") for s in finished] != ["finished"] * jobs:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"{jobs} jobs at once: exit {result.returncode}: {last[:150]}")
+    return jobs * steps * batch / seconds
+
+
 def main(args) -> int:
     parser = Parser("bench", __doc__)
     parser.add_argument("--models", default="plain,resnet", help="comma-separated model names (default: plain,resnet)")
@@ -140,11 +168,14 @@ def main(args) -> int:
                         "compiling included (default: 5 on CUDA, 2 on the CPU)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE (- for stdout)")
+    parser.add_argument("--jobs", type=int, default=None, metavar="K", help="also K whole `resexp train` "
+                        "processes at once against one (hydra/launcher=parallel; each trains 10x --steps steps in "
+                        "the first mode): whether jobs side by side pay here")
     opts = parser.parse_args(args)
     cuda = opts.device == "cuda" or (opts.device == "auto" and torch.cuda.is_available())
     opts.steps = opts.steps if opts.steps is not None else (20 if cuda else 5)
     opts.warmup_steps = opts.warmup_steps if opts.warmup_steps is not None else (5 if cuda else 2)
-    for name in ("image_size", "batch_size", "steps", "warmup_steps"):
+    for name in ("image_size", "batch_size", "steps", "warmup_steps", *(["jobs"] if opts.jobs is not None else [])):
         if getattr(opts, name) < 1:
             raise UserError(f"--{name.replace('_', '-')}={getattr(opts, name)} is invalid; it must be a positive integer")
     if opts.json and opts.json != "-":
@@ -197,9 +228,44 @@ def main(args) -> int:
     for mode, by_preset in projections.items():
         hours.add_row(mode, *(f"{h:.2f}" if h is not None else "-" for h in by_preset.values()))
     console.print(hours)
+    side_by_side = []
+    if opts.jobs and opts.jobs > 1:
+        side_by_side = side_by_side_rows(opts, base, modes[0], cuda)
+        console.print(side_by_side_table(side_by_side, opts, modes[0]))
     if opts.json:
         report = {"device": device_name, "batch_size": opts.batch_size, "image_size": opts.image_size,
-                  "results": results, "projected_hours": projections}
+                  "results": results, "projected_hours": projections, "jobs_at_once": side_by_side}
         text = json.dumps(report, indent=2) + "\n"
         sys.stdout.write(text) if opts.json == "-" else write_text(opts.json, text)
     return 0
+
+
+def side_by_side_rows(opts, base: list[str], mode: str, cuda: bool) -> list[dict]:
+    """Per net, images/s of one whole process and of opts.jobs at once, in `mode`."""
+    rows = []
+    steps = 10 * opts.steps
+    with tempfile.TemporaryDirectory(prefix="resexp-bench-") as folder:
+        for model in opts.models.split(","):
+            for depth in opts.depths.split(","):
+                overrides = [*base, f"model={model}", f"depth={depth}", *mode_overrides(mode),
+                             f"dataset.train_size={opts.batch_size * steps}"]
+                net = Path(folder) / f"{model}{depth}"
+                net.mkdir()
+                try:
+                    speeds = {k: jobs_at_once(net, k, overrides, steps, opts.batch_size, cuda) for k in (1, opts.jobs)}
+                except RuntimeError as e:
+                    raise UserError(f"bench --jobs: {model}-{depth}: {e}") from None
+                rows.append({"model": model, "depth": int(depth), "mode": mode, "jobs": opts.jobs, "steps": steps,
+                             "one_job_images_per_s": speeds[1], "images_per_s": speeds[opts.jobs]})
+    return rows
+
+
+def side_by_side_table(rows: list[dict], opts, mode: str) -> Table:
+    table = Table(title=f"{opts.jobs} jobs at once against one", caption=f"whole `resexp train` processes, "
+                  f"start-up included, {10 * opts.steps} steps of {opts.batch_size} images each, {mode}")
+    for column in ("model", "depth", "one job images/s", f"{opts.jobs} at once images/s", "gain"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for r in rows:
+        table.add_row(r["model"], str(r["depth"]), f"{r['one_job_images_per_s']:,.0f}", f"{r['images_per_s']:,.0f}",
+                      f"{r['images_per_s'] / r['one_job_images_per_s']:.2f}x")
+    return table

@@ -204,22 +204,13 @@ class Doctor:
     def jobs_per_gpu(self) -> str:
         """Images/s of 4 ResNet-20 jobs sharing one GPU (hydra/launcher=parallel jobs_per_gpu=4) against one
         job alone: whether small jobs side by side pay on this GPU."""
+        from .bench import jobs_at_once
         self.needs_gpus(1)
-        speeds = {}
-        for jobs in (1, 4):
-            sweep = self.folder / f"jobs{jobs}"
-            side_by_side = ["hydra/launcher=parallel", f"jobs_per_gpu={jobs}"] if jobs > 1 else []
-            args = [sys.executable, "-m", "resexp", "train", "-m", *COMMON, *BASE["cuda"], "trainer.steps=1000",
-                    "trainer.log_every=250", "trainer.eval_every=1000", *side_by_side,
-                    f"seed={','.join(map(str, range(jobs)))}", f"hydra.sweep.dir={sweep}"]
-            started = time.perf_counter()
-            result = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=self.folder)
-            seconds = time.perf_counter() - started
-            finished = [read_status(p.parent) for p in sweep.glob(f"*/{STATUS_FILE}")]
-            if result.returncode or [s.get("status") for s in finished] != ["finished"] * jobs:
-                last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-                raise Failed(f"{jobs} jobs at once: exit {result.returncode}: {last[:150]}")
-            speeds[jobs] = jobs * 1000 * 128 / seconds
+        try:
+            speeds = {jobs: jobs_at_once(self.folder, jobs, [*COMMON, *BASE["cuda"]], 1000, 128, cuda=True)
+                      for jobs in (1, 4)}
+        except RuntimeError as e:
+            raise Failed(str(e)) from None
         return (f"4 jobs on one GPU: {speeds[4]:,.0f} images/s in all, one job {speeds[1]:,.0f} "
                 f"({speeds[4] / speeds[1]:.2f}x; whole processes, start-up included)")
 

@@ -202,6 +202,26 @@ def test_bench_times_each_mode_and_projects_the_presets(tmp_path, capsys):
     assert "measured at batch 4, 8x8; scaled by pixels per step" in " ".join(text.split())
 
 
+@pytest.mark.slow  # ~20 s: three whole `resexp train` processes
+def test_bench_jobs_measures_k_whole_processes_at_once_against_one(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--models", "resnet", "--depths", "8", "--steps", "1", "--warmup-steps", "1",
+                 "--image-size", "8", "--batch-size", "4", "--device", "cpu", "--modes", "eager-fp32", "--jobs", "2",
+                 "--json", str(out)]) == 0
+    [row] = json.loads(out.read_text())["jobs_at_once"]
+    assert (row["model"], row["depth"], row["mode"], row["jobs"], row["steps"]) == ("resnet", 8, "eager-fp32", 2, 10)
+    assert row["images_per_s"] > 0 and row["one_job_images_per_s"] > 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "2 jobs at once against one" in text and "start-up included, 10 steps of 4 images each" in text
+
+
+@pytest.mark.parametrize("args,says", [(["--jobs", "0"], "--jobs=0 is invalid; it must be a positive integer"),
+                                       (["--jobs", "two"], "--jobs")])
+def test_bench_refuses_a_bad_job_count(capsys, args, says):
+    assert main(["bench", *args]) == 2
+    assert says in capsys.readouterr().err
+
+
 def test_bench_refuses_a_bad_mode(capsys):
     assert main(["bench", "--modes", "turbo-fp32"]) == 2
     assert "mode 'turbo-fp32' is invalid" in capsys.readouterr().err
