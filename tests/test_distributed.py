@@ -57,6 +57,7 @@ def test_two_ranks_train_as_one_process_with_their_global_batch(tmp_path, compos
         assert norms_two[s] == pytest.approx(norms_one[s], rel=1e-3)
 
 
+@pytest.mark.slow  # ~12 s: two ranks, DDP over gloo, the emulated graph
 def test_two_ranks_replay_a_graph_of_their_ddp_step_as_they_train_eagerly(tmp_path):
     """DDP inside the (emulated) graph: 11 eager steps, the capture, replays whose all-reduce still
     averages the ranks' gradients; batch norm on, crop and flip drawn on each rank."""

@@ -71,6 +71,7 @@ def test_every_job_of_every_preset_runs(preset, cifar_root, tmp_path):
             assert "paper_test_error" not in result
 
 
+@pytest.mark.slow  # ~6 s: the Fig. 6 preset over seeds
 def test_fig6_is_one_command_with_seeds(cifar_root, tmp_path, resexp_cli):
     """The whole instruction, as README gives it, plus a seed sweep and the toy-scale shrink."""
     result = resexp_cli("train", "-m", "+experiment=cifar10_fig6", f"dataset.root={cifar_root}", *SHRINK,

@@ -293,6 +293,7 @@ def test_a_sweep_whose_output_goes_away_runs_every_job(tmp_path):
     assert [read_status(run)["status"] for run in sorted((tmp_path / "sweep").glob("*_*"))] == ["finished"] * 2
 
 
+@pytest.mark.slow  # ~6 s: every command through a closed pipe
 def test_a_command_whose_output_goes_away_exits_non_zero_without_a_traceback(tmp_path):
     assert _with_closed_stdout(tmp_path, "describe", "--json").returncode == 141  # as the shell says for `head`
     assert _with_closed_stdout(tmp_path, "describe").returncode == 141
